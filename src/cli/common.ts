@@ -1,0 +1,47 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { TrustRunError, resolveDataDir } from '../core/index.js';
+
+/** Options every command accepts. */
+export interface CommonOptions {
+  dataDir?: string;
+  json?: boolean;
+}
+
+export function addDataDirOption(cmd: Command): Command {
+  return cmd.option(
+    '--data-dir <dir>',
+    'data directory (default: $TRUSTRUN_HOME, else $XDG_DATA_HOME/trustrun, else ~/.local/share/trustrun)',
+  );
+}
+
+export function dataDirFrom(opts: CommonOptions): string {
+  return resolveDataDir(opts.dataDir);
+}
+
+/** Parses a whole number within bounds, for commander options. */
+export function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) {
+      throw new InvalidArgumentError(`${name} must be a whole number, got '${value}'`);
+    }
+    const n = Number(value);
+    if (n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${n}`);
+    }
+    return n;
+  };
+}
+
+/** Collects a repeatable option into an array. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function usageError(message: string): TrustRunError {
+  return new TrustRunError('TR_USAGE', message);
+}
+
+/** Machine output: one JSON document on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

@@ -1,0 +1,26 @@
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../package.json') as { version: string };
+
+/**
+ * Builds the command tree. Each command lives in its own file under commands/ and exports
+ * `register(program)`; this file only lists them.
+ */
+export function buildProgram(): Command {
+  const program = new Command('trustrun')
+    .description(
+      'See where code sends data, and stop it: an HTTPS-intercepting proxy with policy enforcement\n' +
+        'and an encrypted, redacted audit log.',
+    )
+    .version(version)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      outputError: (str, write) => write(`trustrun: ${str.replace(/^error: /, '')}`),
+    });
+  program.enablePositionalOptions();
+  // Commands register themselves here (one line each).
+  return program;
+}

@@ -1,0 +1,5 @@
+export * from './types.js';
+export * from './errors.js';
+export * from './logger.js';
+export * from './paths.js';
+export * from './ids.js';

@@ -1,0 +1,40 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { mkdirSync, chmodSync, statSync } from 'node:fs';
+
+/**
+ * The data directory: --data-dir, else $TRUSTRUN_HOME, else $XDG_DATA_HOME/trustrun,
+ * else ~/.local/share/trustrun.
+ */
+export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (flag) return resolve(flag);
+  if (env.TRUSTRUN_HOME) return resolve(env.TRUSTRUN_HOME);
+  if (env.XDG_DATA_HOME) return resolve(env.XDG_DATA_HOME, 'trustrun');
+  return join(homedir(), '.local', 'share', 'trustrun');
+}
+
+/** Layout of the data directory. */
+export function dataPaths(dataDir: string) {
+  return {
+    root: dataDir,
+    caDir: join(dataDir, 'ca'),
+    caCert: join(dataDir, 'ca', 'ca.pem'),
+    caKey: join(dataDir, 'ca', 'ca-key.pem'),
+    caBundle: join(dataDir, 'ca', 'bundle.pem'),
+    keysDir: join(dataDir, 'keys'),
+    shimsDir: join(dataDir, 'shims'),
+    database: join(dataDir, 'trustrun.db'),
+    apiToken: join(dataDir, 'api-token'),
+  };
+}
+export type DataPaths = ReturnType<typeof dataPaths>;
+
+/**
+ * Creates a directory (and parents) owner-only (0700), whatever the umask, and tightens an
+ * existing one.
+ */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode & 0o777;
+  if (mode !== 0o700) chmodSync(dir, 0o700);
+}
