@@ -1,11 +1,16 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 
 /**
  * Builds dist/ once before the suite so that CLI tests run the real `bin/trustrun.js`, exactly
- * as a user would.
+ * as a user would. tsc emits even when it reports type errors; those fail the separate
+ * typecheck step, so here they are only shown.
  */
 export default function setup(): void {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
-    stdio: 'inherit',
-  });
+  if (process.env.TRUSTRUN_SKIP_BUILD) return;
+  const r = spawnSync(
+    process.execPath,
+    ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
+    { stdio: 'inherit' },
+  );
+  if (r.status !== 0) console.warn('tsc reported errors; dist/ was emitted anyway');
 }
