@@ -1,0 +1,264 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Agent } from 'undici';
+import type { Outcome, Verdict } from '../core/index.js';
+import { isRefusal, refusalBody, type Tunnel } from './flow.js';
+import {
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  headerCount,
+  pairs,
+  parseAuthority,
+} from './headers.js';
+import { BodyTap, ByteCounter } from './tap.js';
+import { classifyUpstreamError } from './upstream.js';
+import type { ProxyDeps, ProxyOptions, PolicyGate } from './types.js';
+
+/** What one request needs from the proxy around it. */
+export interface ExchangeEnv {
+  options: ProxyOptions;
+  deps: ProxyDeps;
+  agent: Agent;
+  policy(): PolicyGate | null;
+  /** Records a verdict that is a violation; returns nothing. */
+  violation(tunnel: Tunnel, verdict: Verdict, enforced: boolean, requestId: string | null, method: string | null): void;
+  /** Carries out a kill verdict; returns the note for the record. */
+  kill(tunnel: Tunnel, verdict: Verdict): string;
+}
+
+function reply(res: ServerResponse, status: number, text: string, close = false): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(text);
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': body.length,
+    'x-trustrun': 'refused',
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * Checks that a request inside a tunnel names the tunnel's own destination. Returns the reason
+ * for refusing it, or null.
+ */
+function identityProblem(tunnel: Tunnel, req: IncomingMessage): string | null {
+  const raw = req.rawHeaders;
+  const hosts = headerCount(raw, 'host');
+  if (hosts > 1) return 'more than one Host header';
+  const defaultPort = tunnel.scheme === 'https' ? 443 : 80;
+  const url = req.url ?? '';
+  if (!url.startsWith('/') && url !== '*') {
+    let abs: URL;
+    try {
+      abs = new URL(url);
+    } catch {
+      return `request target '${url.slice(0, 100)}' is not a path or absolute URL`;
+    }
+    const a = parseAuthority(abs.host, abs.protocol === 'https:' ? 443 : 80);
+    if (!a || a.host !== tunnel.host || a.port !== tunnel.port) {
+      return `absolute URL names ${abs.host}, but the tunnel is to ${tunnel.host}:${tunnel.port}`;
+    }
+  }
+  const host = req.headers.host;
+  if (host !== undefined) {
+    const a = parseAuthority(host, defaultPort);
+    if (!a || a.host !== tunnel.host || a.port !== tunnel.port) {
+      return `Host '${host.slice(0, 200)}' does not match the tunnel to ${tunnel.host}:${tunnel.port}`;
+    }
+  }
+  return null;
+}
+
+/** The origin-form target of the request (path and query). */
+function originForm(url: string): string {
+  if (url.startsWith('/') || url === '*') return url;
+  try {
+    const u = new URL(url);
+    return u.pathname + u.search;
+  } catch {
+    return url;
+  }
+}
+
+export async function handleExchange(
+  env: ExchangeEnv,
+  tunnel: Tunnel,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const { deps, options } = env;
+  const { recorder } = deps;
+  const startedAt = Date.now();
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const path = originForm(url);
+  const requestHeaders = pairs(req.rawHeaders);
+  const limits = options.limits;
+
+  // Framing and identity: refused before anything is recorded as forwarded or dialed.
+  let refusal: { status: number; outcome: Outcome; reason: string } | null = null;
+  if (url.length > limits.maxUrlLength) {
+    refusal = { status: 414, outcome: 'bad_request', reason: `URL longer than ${limits.maxUrlLength} bytes` };
+  } else if (req.rawHeaders.length / 2 > limits.maxHeaderCount) {
+    refusal = { status: 431, outcome: 'bad_request', reason: `more than ${limits.maxHeaderCount} header fields` };
+  } else {
+    const problem = identityProblem(tunnel, req);
+    if (problem) refusal = { status: 400, outcome: 'identity_mismatch', reason: problem };
+  }
+
+  // Policy: the tunnel's verdict, or a per-request one when method/path rules decide.
+  let verdict: Verdict | null = null;
+  if (!refusal) {
+    if (tunnel.verdict === 'per-request') {
+      const q = path.indexOf('?');
+      verdict =
+        env.policy()?.evaluate({
+          host: tunnel.host,
+          port: tunnel.port,
+          ip: tunnel.dest.address,
+          method,
+          path: q === -1 ? path : path.slice(0, q),
+        }) ?? null;
+    } else {
+      verdict = tunnel.verdict;
+    }
+  }
+
+  // Audit before forward: the record is committed before the upstream sees a byte.
+  let id: string | null = null;
+  if (!recorder.healthy && options.onStoreError === 'fail') {
+    req.resume();
+    reply(res, 503, 'TrustRun cannot record this request (store unavailable); refusing to forward it.\n');
+    return;
+  }
+  try {
+    id = await recorder.addRequest({
+      sessionId: deps.sessionId,
+      connectionId: tunnel.connectionId,
+      startedAt,
+      method,
+      scheme: tunnel.scheme,
+      host: tunnel.host,
+      port: tunnel.port,
+      url: path,
+      requestHeaders,
+      verdict,
+      pid: tunnel.client?.pid ?? null,
+      exe: tunnel.client?.exe ?? null,
+    });
+  } catch (err) {
+    deps.logger.error({ code: (err as { code?: string }).code, err: String(err) }, 'store write failed');
+    if (options.onStoreError === 'fail') {
+      req.resume();
+      reply(res, 503, 'TrustRun cannot record this request (store unavailable); refusing to forward it.\n');
+      return;
+    }
+  }
+  const complete = (done: Parameters<typeof recorder.completeRequest>[1]) => {
+    if (id !== null) recorder.completeRequest(id, done);
+  };
+
+  if (refusal) {
+    req.resume();
+    reply(res, refusal.status, `TrustRun refused this request: ${refusal.reason}\n`, true);
+    complete({ endedAt: Date.now(), status: refusal.status, outcome: refusal.outcome, reason: refusal.reason });
+    deps.logger.warn({ host: tunnel.host, outcome: refusal.outcome, reason: refusal.reason }, 'request refused');
+    return;
+  }
+
+  if (verdict && tunnel.verdict === 'per-request' && verdict.violation) {
+    env.violation(tunnel, verdict, isRefusal(verdict), id, method);
+  }
+  if (isRefusal(verdict)) {
+    req.resume();
+    const note = verdict.action === 'kill' ? env.kill(tunnel, verdict) : null;
+    reply(res, 403, refusalBody(verdict));
+    complete({
+      endedAt: Date.now(),
+      status: 403,
+      outcome: verdict.action === 'kill' ? 'killed' : 'blocked',
+      reason: note ?? verdict.explanation,
+    });
+    return;
+  }
+
+  // Forward, streaming both bodies and keeping at most --max-body of each at the full level.
+  const full = options.level === 'full';
+  const hasBody =
+    req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] !== '0'
+      : req.headers['transfer-encoding'] !== undefined;
+  const reqTap = hasBody ? (full ? new BodyTap(options.maxBody) : new ByteCounter()) : null;
+  if (reqTap) req.pipe(reqTap);
+  const abort = new AbortController();
+  let clientGone = false;
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      clientGone = true;
+      abort.abort();
+    }
+  });
+
+  let ttfb: number | null = null;
+  let status: number | null = null;
+  let responseHeaders: [string, string][] | null = null;
+  let resTap: BodyTap | ByteCounter | null = null;
+  try {
+    const upstream = await env.agent.request({
+      origin: `${tunnel.scheme}://${tunnel.host.includes(':') ? `[${tunnel.host}]` : tunnel.host}:${tunnel.port}`,
+      path,
+      method: method as 'GET',
+      headers: forwardRequestHeaders(req.rawHeaders),
+      body: reqTap,
+      signal: abort.signal,
+    });
+    ttfb = Date.now() - startedAt;
+    status = upstream.statusCode;
+    const fwd = forwardResponseHeaders(upstream.headers);
+    responseHeaders = fwd.pairs;
+    resTap = full ? new BodyTap(options.maxBody) : new ByteCounter();
+    res.writeHead(status, fwd.flat);
+    await pipeline(upstream.body, resTap, res);
+    complete({
+      endedAt: Date.now(),
+      status,
+      responseHeaders,
+      requestBody: reqTap instanceof BodyTap ? reqTap.capture() : null,
+      responseBody: resTap instanceof BodyTap ? resTap.capture() : null,
+      requestSize: reqTap?.size ?? 0,
+      responseSize: resTap.size,
+      durationMs: Date.now() - startedAt,
+      ttfbMs: ttfb,
+      outcome: 'ok',
+    });
+  } catch (err) {
+    const c = clientGone
+      ? { outcome: 'client_abort' as const, status: 499, reason: 'client closed the connection' }
+      : classifyUpstreamError(err);
+    if (!clientGone) {
+      if (res.headersSent) res.destroy();
+      else {
+        req.resume();
+        reply(res, c.status, `TrustRun could not complete this request: ${c.reason}\n`);
+      }
+    }
+    complete({
+      endedAt: Date.now(),
+      status: status ?? c.status,
+      responseHeaders,
+      requestBody: reqTap instanceof BodyTap ? reqTap.capture() : null,
+      responseBody: resTap instanceof BodyTap ? resTap.capture() : null,
+      requestSize: reqTap?.size ?? 0,
+      responseSize: resTap?.size ?? 0,
+      durationMs: Date.now() - startedAt,
+      ttfbMs: ttfb,
+      outcome: c.outcome,
+      reason: c.reason,
+    });
+    deps.logger.warn({ host: tunnel.host, port: tunnel.port, outcome: c.outcome, reason: c.reason }, 'request failed');
+  }
+}

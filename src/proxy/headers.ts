@@ -1,0 +1,89 @@
+import { normalizeHost } from './resolve.js';
+
+/** Headers that belong to one hop and are never forwarded. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'http2-settings',
+]);
+
+/** Turns Node's flat rawHeaders into pairs, in order, duplicates kept. */
+export function pairs(raw: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
+}
+
+function connectionTokens(raw: string[]): Set<string> | null {
+  let tokens: Set<string> | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() === 'connection') {
+      tokens ??= new Set();
+      for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
+    }
+  }
+  return tokens;
+}
+
+/** The request headers to send upstream, as a flat [name, value, ...] list. */
+export function forwardRequestHeaders(raw: string[]): string[] {
+  const extra = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * The response headers to send to the client from undici's header object, as pairs (for the
+ * record) and as a flat list (for writeHead).
+ */
+export function forwardResponseHeaders(headers: Record<string, string | string[] | undefined>): {
+  pairs: [string, string][];
+  flat: string[];
+} {
+  const conn = headers['connection'];
+  const extra = conn
+    ? new Set(
+        (Array.isArray(conn) ? conn.join(',') : conn).split(',').map((t) => t.trim().toLowerCase()),
+      )
+    : null;
+  const p: [string, string][] = [];
+  const flat: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || extra?.has(name)) continue;
+    for (const v of Array.isArray(value) ? value : [value]) {
+      p.push([name, v]);
+      flat.push(name, v);
+    }
+  }
+  return { pairs: p, flat };
+}
+
+/** Parses `host[:port]` (IPv6 in brackets) as found in a Host header or a CONNECT target. */
+export function parseAuthority(value: string, defaultPort: number | null): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s/@]+)(?::(\d{1,5}))?$/.exec(value.trim());
+  if (!m) return null;
+  const port = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (port === null || !(port >= 1 && port <= 65535)) return null;
+  return { host: normalizeHost(m[1]!), port };
+}
+
+/** Counts how many times a header appears in rawHeaders. */
+export function headerCount(raw: string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === lowerName) n++;
+  return n;
+}

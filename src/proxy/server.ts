@@ -1,0 +1,534 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as netConnect, isIP, type AddressInfo, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { Agent } from 'undici';
+import type { Outcome, Verdict } from '../core/index.js';
+import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
+import { handleExchange, type ExchangeEnv } from './exchange.js';
+import { isRefusal, refusalBody, type Tunnel } from './flow.js';
+import { parseAuthority } from './headers.js';
+import { Resolver } from './resolve.js';
+import type { PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
+import { classifyUpstreamError, createUpstreamAgent } from './upstream.js';
+
+const TLS_HANDSHAKE = 0x16;
+
+function rawReply(socket: Duplex, status: number, text: string, body = ''): void {
+  const b = Buffer.from(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${b.length}\r\nConnection: close\r\nX-TrustRun: refused\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * The intercepting proxy. One listener answers CONNECT and plain-HTTP proxy requests; decrypted
+ * or plain traffic inside tunnels is parsed by a second, listener-less HTTP server. TLS is
+ * terminated in-process with one secure context per host from the CA module.
+ */
+export class InterceptingProxy {
+  private readonly outer: Server;
+  private readonly inner: Server;
+  private readonly agent: Agent;
+  private readonly resolver: Resolver;
+  private readonly tunnels = new WeakMap<Duplex, Tunnel>();
+  private readonly sockets = new Set<Duplex>();
+  private readonly localAddresses = new Set<string>();
+  private policyGate: PolicyGate | null;
+  private listenPort = -1;
+  private readonly env: ExchangeEnv;
+
+  constructor(
+    readonly options: ProxyOptions,
+    private readonly deps: ProxyDeps,
+  ) {
+    if (options.level !== 'metadata' && !deps.contexts) {
+      throw new Error('the headers and full levels need a certificate source');
+    }
+    this.policyGate = deps.policy;
+    this.resolver = new Resolver(options.resolve);
+    this.agent = createUpstreamAgent({
+      resolver: this.resolver,
+      extraCa: options.upstreamCa,
+      connectTimeoutMs: options.limits.upstreamConnectTimeoutMs,
+      headersTimeoutMs: options.limits.upstreamHeadersTimeoutMs,
+      guard: (address, port) => this.loopProblem(address, port),
+    });
+    const httpOptions = {
+      maxHeaderSize: options.limits.maxHeaderBytes,
+      headersTimeout: options.limits.headersTimeoutMs,
+      requestTimeout: 0,
+      keepAliveTimeout: 30_000,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+    };
+    this.outer = createServer(httpOptions);
+    this.outer.maxConnections = options.limits.maxConnections;
+    this.outer.timeout = options.limits.idleTimeoutMs;
+    this.outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onConnect(req, socket, head).catch((err: unknown) => this.internalError(socket, err));
+    });
+    this.outer.on('request', (req: IncomingMessage, res: ServerResponse) => this.onProxyRequest(req, res));
+    this.outer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.outer.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+
+    this.inner = createServer(httpOptions);
+    this.inner.timeout = options.limits.idleTimeoutMs;
+    this.inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const tunnel = this.tunnels.get(req.socket);
+      if (!tunnel) {
+        res.destroy();
+        return;
+      }
+      handleExchange(this.env, tunnel, req, res).catch((err: unknown) => {
+        this.deps.logger.error({ err: String(err) }, 'request handling failed');
+        res.destroy();
+      });
+    });
+    this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+
+    this.env = {
+      options,
+      deps,
+      agent: this.agent,
+      policy: () => this.policyGate,
+      violation: (tunnel, verdict, enforced, requestId, method) =>
+        this.recordViolation(tunnel, verdict, enforced, requestId, method),
+      kill: (tunnel, verdict) => this.carryOutKill(tunnel, verdict),
+    };
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.outer.once('error', reject);
+      this.outer.listen(this.options.port, this.options.host, () => {
+        this.outer.off('error', reject);
+        const addr = this.outer.address() as AddressInfo;
+        this.listenPort = addr.port;
+        this.collectLocalAddresses(addr.address);
+        resolve(addr);
+      });
+    });
+  }
+
+  get address(): AddressInfo {
+    return this.outer.address() as AddressInfo;
+  }
+
+  /** Swaps the policy in place (SIGHUP reload); connections already decided keep their verdict. */
+  setPolicy(policy: PolicyGate | null): void {
+    this.policyGate = policy;
+  }
+
+  get policy(): PolicyGate | null {
+    return this.policyGate;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.outer.close(() => resolve());
+      for (const s of this.sockets) s.destroy();
+      this.outer.closeAllConnections();
+      this.inner.closeAllConnections();
+    });
+    await this.agent.close().catch(() => undefined);
+  }
+
+  private collectLocalAddresses(bound: string): void {
+    this.localAddresses.add(bound);
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) this.localAddresses.add(a.address);
+    }
+  }
+
+  /** The loop / SSRF guard: never dial our own listener or the API. */
+  private loopProblem(address: string, port: number): string | null {
+    const ports = [this.listenPort, ...this.options.guardPorts];
+    if (!ports.includes(port)) return null;
+    const a = address.replace(/^::ffff:/, '');
+    const local =
+      a.startsWith('127.') ||
+      a === '::1' ||
+      a === '0.0.0.0' ||
+      a === '::' ||
+      this.localAddresses.has(a) ||
+      this.localAddresses.has(address);
+    return local ? `refusing to connect to TrustRun's own port ${address}:${port}` : null;
+  }
+
+  private storeRefuses(): boolean {
+    return !this.deps.recorder.healthy && this.options.onStoreError === 'fail';
+  }
+
+  private internalError(socket: Duplex, err: unknown): void {
+    this.deps.logger.error({ err: String(err) }, 'CONNECT handling failed');
+    if (!socket.destroyed) socket.destroy();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const tunnel = this.tunnels.get(socket);
+    const code = err.code ?? 'ERR';
+    if (tunnel?.connectionId) {
+      tunnel.failure = { outcome: 'bad_request', reason: `malformed HTTP from client: ${code}` };
+    }
+    this.deps.logger.warn({ code, host: tunnel?.host }, 'malformed request refused');
+    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) {
+      socket.destroy();
+      return;
+    }
+    const [status, text] =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large']
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout']
+          : [400, 'Bad Request'];
+    rawReply(socket, status, text, `TrustRun refused a malformed request: ${code}\n`);
+  }
+
+  private identify(socket: Duplex): { addr: string; port: number; client: ReturnType<NonNullable<ProxyDeps['identify']>> } {
+    const s = socket as Socket;
+    const addr = s.remoteAddress ?? '';
+    const port = s.remotePort ?? 0;
+    let client = null;
+    try {
+      client = this.deps.identify?.(addr, port) ?? null;
+    } catch {
+      client = null;
+    }
+    return { addr, port, client };
+  }
+
+  private recordViolation(
+    tunnel: Tunnel,
+    verdict: Verdict,
+    enforced: boolean,
+    requestId: string | null,
+    method: string | null,
+  ): void {
+    this.deps.recorder.addViolation({
+      sessionId: this.deps.sessionId,
+      time: Date.now(),
+      host: tunnel.host,
+      port: tunnel.port,
+      method,
+      verdict,
+      enforced,
+      connectionId: tunnel.connectionId,
+      requestId,
+    });
+  }
+
+  private carryOutKill(tunnel: Tunnel, verdict: Verdict): string {
+    const done = this.deps.kill?.(tunnel.client, verdict) ?? false;
+    return done
+      ? `kill: terminated process ${tunnel.client?.pid} (${verdict.explanation})`
+      : `kill not possible: the process behind ${tunnel.clientAddr}:${tunnel.clientPort} was not found; request refused (${verdict.explanation})`;
+  }
+
+  private finishConnection(tunnel: Tunnel, socket: Socket, outcome: Outcome = 'ok', reason: string | null = null): void {
+    if (!tunnel.connectionId) return;
+    const f = tunnel.failure;
+    this.deps.recorder.updateConnection(tunnel.connectionId, {
+      endedAt: Date.now(),
+      bytesUp: socket.bytesRead,
+      bytesDown: socket.bytesWritten,
+      outcome: f?.outcome ?? outcome,
+      reason: f?.reason ?? reason,
+    });
+  }
+
+  /** CONNECT host:port — policy gate, record, then tunnel or intercept. */
+  private async onConnect(req: IncomingMessage, duplex: Duplex, head: Buffer): Promise<void> {
+    const socket = duplex as Socket;
+    socket.on('error', () => undefined);
+    const target = parseAuthority(req.url ?? '', null);
+    if (!target) {
+      rawReply(socket, 400, 'Bad Request', `CONNECT target '${(req.url ?? '').slice(0, 200)}' is not host:port\n`);
+      return;
+    }
+    if (this.storeRefuses()) {
+      rawReply(socket, 503, 'Service Unavailable', 'TrustRun cannot record traffic (store unavailable); refusing.\n');
+      return;
+    }
+    const who = this.identify(socket);
+    const startedAt = Date.now();
+    const mode = this.options.level === 'metadata' ? 'tunnel' : 'intercept';
+    let dest;
+    try {
+      dest = await this.resolver.resolve(target.host, target.port);
+    } catch (err) {
+      const c = classifyUpstreamError(err);
+      const id = this.deps.recorder.addConnection({
+        sessionId: this.deps.sessionId,
+        startedAt,
+        clientAddr: who.addr,
+        clientPort: who.port,
+        pid: who.client?.pid ?? null,
+        exe: who.client?.exe ?? null,
+        host: target.host,
+        port: target.port,
+        mode,
+      });
+      this.deps.recorder.updateConnection(id, { endedAt: Date.now(), outcome: c.outcome, reason: c.reason });
+      rawReply(socket, 502, 'Bad Gateway', `TrustRun could not reach ${target.host}: ${c.reason}\n`);
+      return;
+    }
+    const verdict = this.policyGate ? this.policyGate.evaluateConnect({ ...target, ip: dest.address }) : null;
+    const tunnel: Tunnel = {
+      connectionId: null,
+      scheme: 'https',
+      host: target.host,
+      port: target.port,
+      dest,
+      clientAddr: who.addr,
+      clientPort: who.port,
+      client: who.client,
+      verdict,
+      startedAt,
+      failure: null,
+    };
+    tunnel.connectionId = this.deps.recorder.addConnection({
+      sessionId: this.deps.sessionId,
+      startedAt,
+      clientAddr: who.addr,
+      clientPort: who.port,
+      pid: who.client?.pid ?? null,
+      exe: who.client?.exe ?? null,
+      host: target.host,
+      port: target.port,
+      ip: dest.address,
+      mode,
+    });
+    const connVerdict = verdict === 'per-request' ? null : verdict;
+    if (connVerdict) this.deps.recorder.updateConnection(tunnel.connectionId, { verdict: connVerdict });
+    const loop = this.loopProblem(dest.address, dest.port);
+    if (loop) {
+      this.deps.recorder.updateConnection(tunnel.connectionId, { endedAt: Date.now(), outcome: 'loop', reason: loop });
+      rawReply(socket, 403, 'Forbidden', `TrustRun refused: ${loop}\n`);
+      return;
+    }
+    if (connVerdict?.violation) this.recordViolation(tunnel, connVerdict, isRefusal(connVerdict), null, null);
+    if (isRefusal(connVerdict)) {
+      const note = connVerdict.action === 'kill' ? this.carryOutKill(tunnel, connVerdict) : connVerdict.explanation;
+      this.deps.recorder.updateConnection(tunnel.connectionId, {
+        endedAt: Date.now(),
+        outcome: connVerdict.action === 'kill' ? 'killed' : 'blocked',
+        reason: note,
+      });
+      rawReply(socket, 403, 'Forbidden', refusalBody(connVerdict));
+      return;
+    }
+    // Audit before forward: the connection record is committed before anything is dialed.
+    try {
+      await this.deps.recorder.flush();
+    } catch (err) {
+      if (this.options.onStoreError === 'fail') {
+        this.deps.logger.error({ err: String(err) }, 'store unavailable; refusing CONNECT');
+        rawReply(socket, 503, 'Service Unavailable', 'TrustRun cannot record traffic (store unavailable); refusing.\n');
+        return;
+      }
+    }
+    if (this.options.level === 'metadata') this.tunnel(tunnel, socket, head);
+    else this.intercept(tunnel, socket, head);
+  }
+
+  /** Metadata level: a byte-for-byte tunnel; SNI and ALPN are read from the ClientHello. */
+  private tunnel(tunnel: Tunnel, client: Socket, head: Buffer): void {
+    const upstream = netConnect({ host: tunnel.dest.address, port: tunnel.dest.port });
+    upstream.setNoDelay(true);
+    client.setNoDelay(true);
+    let connected = false;
+    const fail = (outcome: Outcome, reason: string) => {
+      tunnel.failure ??= { outcome, reason };
+    };
+    upstream.setTimeout(this.options.limits.upstreamConnectTimeoutMs, () => {
+      if (!connected) upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+    });
+    upstream.once('error', (err) => {
+      const c = classifyUpstreamError(err);
+      fail(c.outcome, c.reason);
+      if (!connected) rawReply(client, c.status, 'Bad Gateway', `TrustRun could not reach ${tunnel.host}: ${c.reason}\n`);
+      else client.destroy();
+    });
+    client.once('close', () => {
+      upstream.destroy();
+      this.finishConnection(tunnel, client);
+    });
+    upstream.once('close', () => client.end());
+    upstream.once('connect', () => {
+      connected = true;
+      upstream.setTimeout(0);
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.pipe(client);
+      let buf: Buffer = head;
+      const check = (): boolean => {
+        const hello = parseClientHello(buf);
+        if (!hello.complete && buf.length < CLIENT_HELLO_MAX) return false;
+        if (hello.sni !== null && tunnel.connectionId) {
+          this.deps.recorder.updateConnection(tunnel.connectionId, {
+            sni: hello.sni,
+            alpn: hello.alpn.length ? hello.alpn.join(',') : null,
+          });
+        }
+        if (hello.sni !== null && !isIP(tunnel.host) && hello.sni.toLowerCase() !== tunnel.host) {
+          fail('identity_mismatch', `TLS SNI '${hello.sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`);
+          client.destroy();
+          upstream.destroy();
+          return true;
+        }
+        upstream.write(buf);
+        client.pipe(upstream);
+        return true;
+      };
+      if (buf.length && check()) return;
+      const onData = (chunk: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        if (check()) client.off('data', onData);
+      };
+      client.on('data', onData);
+    });
+  }
+
+  /** headers/full level: terminate TLS with a minted leaf, or parse plain HTTP in the tunnel. */
+  private intercept(tunnel: Tunnel, socket: Socket, head: Buffer): void {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    socket.once('close', () => this.finishConnection(tunnel, socket));
+    const start = (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first[0] === TLS_HANDSHAKE) this.terminateTls(tunnel, socket);
+      else {
+        tunnel.scheme = 'http';
+        this.tunnels.set(socket, tunnel);
+        this.inner.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    if (head.length) start(head);
+    else socket.once('data', start);
+  }
+
+  private terminateTls(tunnel: Tunnel, socket: Socket): void {
+    this.deps.contexts!.getSecureContext(tunnel.host).then(
+      (secureContext) => {
+        const tls = new TLSSocket(socket, {
+          isServer: true,
+          secureContext,
+          ALPNProtocols: ['http/1.1'],
+        });
+        let secured = false;
+        const timer = setTimeout(() => {
+          if (!secured) {
+            tunnel.failure ??= { outcome: 'client_tls', reason: 'TLS handshake timed out' };
+            socket.destroy();
+          }
+        }, this.options.limits.headersTimeoutMs);
+        tls.on('error', (err: NodeJS.ErrnoException) => {
+          if (!secured) {
+            tunnel.failure ??= {
+              outcome: 'client_tls',
+              reason: `client TLS handshake failed (does the client trust the TrustRun CA?): ${err.code ?? ''} ${err.message}`.trim(),
+            };
+            this.deps.logger.warn({ host: tunnel.host, code: err.code }, 'client TLS handshake failed');
+          }
+          socket.destroy();
+        });
+        tls.once('secure', () => {
+          secured = true;
+          clearTimeout(timer);
+          const sni = typeof tls.servername === 'string' ? tls.servername.toLowerCase() : null;
+          if (tunnel.connectionId) {
+            this.deps.recorder.updateConnection(tunnel.connectionId, {
+              sni,
+              alpn: typeof tls.alpnProtocol === 'string' ? tls.alpnProtocol : null,
+            });
+          }
+          if (sni && sni !== tunnel.host) {
+            tunnel.failure = {
+              outcome: 'identity_mismatch',
+              reason: `TLS SNI '${sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`,
+            };
+            tls.destroy();
+            return;
+          }
+          this.tunnels.set(tls, tunnel);
+          this.inner.emit('connection', tls);
+        });
+      },
+      (err: unknown) => {
+        tunnel.failure = { outcome: 'error', reason: `could not mint a certificate: ${String(err)}` };
+        socket.destroy();
+      },
+    );
+  }
+
+  /** A plain-HTTP proxy request (absolute URI), or a stray request to the proxy itself. */
+  private onProxyRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '';
+    let target: URL | null = null;
+    try {
+      target = /^https?:\/\//i.test(url) ? new URL(url) : null;
+    } catch {
+      target = null;
+    }
+    if (!target) {
+      req.resume();
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+      res.end('This is the TrustRun proxy. Send proxy requests (absolute URLs or CONNECT), e.g. with HTTPS_PROXY.\n');
+      return;
+    }
+    const scheme = target.protocol === 'https:' ? 'https' : 'http';
+    const a = parseAuthority(target.host, scheme === 'https' ? 443 : 80);
+    if (!a) {
+      req.resume();
+      res.writeHead(400, { connection: 'close' });
+      res.end();
+      return;
+    }
+    const who = this.identify(req.socket);
+    const run = async () => {
+      let dest;
+      try {
+        dest = await this.resolver.resolve(a.host, a.port);
+      } catch (err) {
+        const c = classifyUpstreamError(err);
+        req.resume();
+        res.writeHead(c.status, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`TrustRun could not reach ${a.host}: ${c.reason}\n`);
+        return;
+      }
+      const loop = this.loopProblem(dest.address, dest.port);
+      if (loop) {
+        req.resume();
+        res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'x-trustrun': 'refused' });
+        res.end(`TrustRun refused: ${loop}\n`);
+        return;
+      }
+      const tunnel: Tunnel = {
+        connectionId: null,
+        scheme,
+        host: a.host,
+        port: a.port,
+        dest,
+        clientAddr: who.addr,
+        clientPort: who.port,
+        client: who.client,
+        // Plain requests have no CONNECT: every verdict is a per-request one.
+        verdict: this.policyGate ? 'per-request' : null,
+        startedAt: Date.now(),
+        failure: null,
+      };
+      await handleExchange(this.env, tunnel, req, res);
+    };
+    run().catch((err: unknown) => {
+      this.deps.logger.error({ err: String(err) }, 'proxy request failed');
+      res.destroy();
+    });
+  }
+}

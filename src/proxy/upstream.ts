@@ -1,0 +1,103 @@
+import { rootCertificates } from 'node:tls';
+import { Agent, buildConnector } from 'undici';
+import type { Outcome } from '../core/index.js';
+import type { Resolver } from './resolve.js';
+
+/**
+ * The upstream side: one undici Agent (a keep-alive pool per origin) whose connector dials the
+ * address the Resolver chose, verifying the server against the system roots plus --upstream-ca
+ * under the original host name. There is no way to turn verification off.
+ */
+export function createUpstreamAgent(opts: {
+  resolver: Resolver;
+  extraCa: string[];
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  /** Returns an error message when the address must not be dialed (loop guard). */
+  guard: (address: string, port: number) => string | null;
+}): Agent {
+  const base = buildConnector({
+    ca: [...rootCertificates, ...opts.extraCa],
+    rejectUnauthorized: true,
+    timeout: opts.connectTimeoutMs,
+    maxCachedSessions: 1000,
+  });
+  const connect: buildConnector.connector = (options, callback) => {
+    const host = options.hostname;
+    const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80);
+    opts.resolver.resolve(host, port).then(
+      (dest) => {
+        const refused = opts.guard(dest.address, dest.port);
+        if (refused) {
+          callback(Object.assign(new Error(refused), { code: 'TR_LOOP' }), null);
+          return;
+        }
+        base(
+          {
+            ...options,
+            hostname: dest.address,
+            port: String(dest.port),
+            servername: options.servername || (host.includes(':') || /^[\d.]+$/.test(host) ? '' : host),
+          },
+          callback,
+        );
+      },
+      (err: Error) => callback(err, null),
+    );
+  };
+  return new Agent({
+    connect,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 120_000,
+    headersTimeout: opts.headersTimeoutMs,
+    bodyTimeout: opts.headersTimeoutMs,
+    connections: 128,
+    pipelining: 1,
+  });
+}
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** Maps an upstream failure to a stored outcome, an HTTP status and a short reason. */
+export function classifyUpstreamError(err: unknown): { outcome: Outcome; status: number; reason: string } {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const inner = e?.cause ?? e;
+  const code = String(inner?.code ?? e?.code ?? '');
+  const message = String(inner?.message ?? e?.message ?? err);
+  if (code === 'TR_LOOP') return { outcome: 'loop', status: 403, reason: message };
+  if (TLS_CODES.has(code) || /certificate|ssl|tls/i.test(code) || code.startsWith('ERR_SSL')) {
+    return { outcome: 'upstream_tls', status: 502, reason: `upstream TLS verification failed: ${code}: ${message}` };
+  }
+  if (code === 'TR_UPSTREAM_DNS' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return { outcome: 'upstream_dns', status: 502, reason: message };
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { outcome: 'upstream_timeout', status: 504, reason: `${code}: ${message}` };
+  }
+  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
+    return { outcome: 'upstream_protocol', status: 502, reason: `malformed upstream response: ${code}: ${message}` };
+  }
+  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+    return { outcome: 'upstream_connect', status: 502, reason: `${code}: ${message}` };
+  }
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
+    return { outcome: 'upstream_reset', status: 502, reason: `${code}: ${message}` };
+  }
+  return { outcome: 'error', status: 502, reason: code ? `${code}: ${message}` : message };
+}

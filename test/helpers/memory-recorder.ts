@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import type { FlowRecorder } from '../../src/proxy/index.js';
+
+type Conn = Parameters<FlowRecorder['addConnection']>[0] & Parameters<FlowRecorder['updateConnection']>[1] & { id: string };
+type Req = Parameters<FlowRecorder['addRequest']>[0] &
+  Partial<Parameters<FlowRecorder['completeRequest']>[1]> & { id: string };
+type Vio = Parameters<FlowRecorder['addViolation']>[0] & { id: string };
+
+/**
+ * An in-memory FlowRecorder for proxy tests that look at what the proxy decided, not at SQLite
+ * (the store has its own tests, and the end-to-end tests use the real store).
+ */
+export class MemoryRecorder implements FlowRecorder {
+  healthy = true;
+  failWrites = false;
+  connections: Conn[] = [];
+  requests: Req[] = [];
+  violations: Vio[] = [];
+
+  async flush(): Promise<void> {
+    if (this.failWrites) throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
+  }
+  addConnection(c: Parameters<FlowRecorder['addConnection']>[0]): string {
+    const id = randomUUID();
+    this.connections.push({ ...c, id });
+    return id;
+  }
+  updateConnection(id: string, patch: Parameters<FlowRecorder['updateConnection']>[1]): void {
+    const c = this.connections.find((x) => x.id === id);
+    if (c) Object.assign(c, patch);
+  }
+  async addRequest(r: Parameters<FlowRecorder['addRequest']>[0]): Promise<string> {
+    if (this.failWrites) throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
+    const id = randomUUID();
+    this.requests.push({ ...r, id });
+    return id;
+  }
+  completeRequest(id: string, done: Parameters<FlowRecorder['completeRequest']>[1]): void {
+    const r = this.requests.find((x) => x.id === id);
+    if (r) Object.assign(r, done);
+  }
+  addViolation(v: Parameters<FlowRecorder['addViolation']>[0]): string {
+    const id = randomUUID();
+    this.violations.push({ ...v, id });
+    return id;
+  }
+  /** Waits until `predicate` holds (records are completed asynchronously after the response). */
+  async until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > end) throw new Error('timed out waiting for the recorder');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
