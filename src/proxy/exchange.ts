@@ -21,7 +21,13 @@ export interface ExchangeEnv {
   agent: Agent;
   policy(): PolicyGate | null;
   /** Records a verdict that is a violation; returns nothing. */
-  violation(tunnel: Tunnel, verdict: Verdict, enforced: boolean, requestId: string | null, method: string | null): void;
+  violation(
+    tunnel: Tunnel,
+    verdict: Verdict,
+    enforced: boolean,
+    requestId: string | null,
+    method: string | null,
+  ): void;
   /** Carries out a kill verdict; returns the note for the record. */
   kill(tunnel: Tunnel, verdict: Verdict): string;
 }
@@ -102,9 +108,17 @@ export async function handleExchange(
   // Framing and identity: refused before anything is recorded as forwarded or dialed.
   let refusal: { status: number; outcome: Outcome; reason: string } | null = null;
   if (url.length > limits.maxUrlLength) {
-    refusal = { status: 414, outcome: 'bad_request', reason: `URL longer than ${limits.maxUrlLength} bytes` };
+    refusal = {
+      status: 414,
+      outcome: 'bad_request',
+      reason: `URL longer than ${limits.maxUrlLength} bytes`,
+    };
   } else if (req.rawHeaders.length / 2 > limits.maxHeaderCount) {
-    refusal = { status: 431, outcome: 'bad_request', reason: `more than ${limits.maxHeaderCount} header fields` };
+    refusal = {
+      status: 431,
+      outcome: 'bad_request',
+      reason: `more than ${limits.maxHeaderCount} header fields`,
+    };
   } else {
     const problem = identityProblem(tunnel, req);
     if (problem) refusal = { status: 400, outcome: 'identity_mismatch', reason: problem };
@@ -132,7 +146,11 @@ export async function handleExchange(
   let id: string | null = null;
   if (!recorder.healthy && options.onStoreError === 'fail') {
     req.resume();
-    reply(res, 503, 'TrustRun cannot record this request (store unavailable); refusing to forward it.\n');
+    reply(
+      res,
+      503,
+      'TrustRun cannot record this request (store unavailable); refusing to forward it.\n',
+    );
     return;
   }
   try {
@@ -151,10 +169,17 @@ export async function handleExchange(
       exe: tunnel.client?.exe ?? null,
     });
   } catch (err) {
-    deps.logger.error({ code: (err as { code?: string }).code, err: String(err) }, 'store write failed');
+    deps.logger.error(
+      { code: (err as { code?: string }).code, err: String(err) },
+      'store write failed',
+    );
     if (options.onStoreError === 'fail') {
       req.resume();
-      reply(res, 503, 'TrustRun cannot record this request (store unavailable); refusing to forward it.\n');
+      reply(
+        res,
+        503,
+        'TrustRun cannot record this request (store unavailable); refusing to forward it.\n',
+      );
       return;
     }
   }
@@ -162,11 +187,28 @@ export async function handleExchange(
     if (id !== null) recorder.completeRequest(id, done);
   };
 
+  // A request the parser already rejected (e.g. malformed chunking in the first packet) has
+  // destroyed its socket by now: it is recorded, never forwarded.
+  if (!refusal && (req.destroyed || req.socket.destroyed || req.socket.writableEnded)) {
+    refusal = {
+      status: 400,
+      outcome: 'bad_request',
+      reason: 'malformed request body or client closed early',
+    };
+  }
   if (refusal) {
     req.resume();
     reply(res, refusal.status, `TrustRun refused this request: ${refusal.reason}\n`, true);
-    complete({ endedAt: Date.now(), status: refusal.status, outcome: refusal.outcome, reason: refusal.reason });
-    deps.logger.warn({ host: tunnel.host, outcome: refusal.outcome, reason: refusal.reason }, 'request refused');
+    complete({
+      endedAt: Date.now(),
+      status: refusal.status,
+      outcome: refusal.outcome,
+      reason: refusal.reason,
+    });
+    deps.logger.warn(
+      { host: tunnel.host, outcome: refusal.outcome, reason: refusal.reason },
+      'request refused',
+    );
     return;
   }
 
@@ -259,6 +301,9 @@ export async function handleExchange(
       outcome: c.outcome,
       reason: c.reason,
     });
-    deps.logger.warn({ host: tunnel.host, port: tunnel.port, outcome: c.outcome, reason: c.reason }, 'request failed');
+    deps.logger.warn(
+      { host: tunnel.host, port: tunnel.port, outcome: c.outcome, reason: c.reason },
+      'request failed',
+    );
   }
 }

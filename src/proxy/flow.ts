@@ -19,6 +19,7 @@ export interface Tunnel {
   /** The verdict taken at CONNECT time, or 'per-request' when method/path rules decide. */
   verdict: Verdict | 'per-request' | null;
   startedAt: number;
+  endedAt: number | null;
   /** Set once something went wrong with the whole connection. */
   failure: { outcome: import('../core/index.js').Outcome; reason: string } | null;
 }

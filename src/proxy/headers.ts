@@ -73,7 +73,10 @@ export function forwardResponseHeaders(headers: Record<string, string | string[]
 }
 
 /** Parses `host[:port]` (IPv6 in brackets) as found in a Host header or a CONNECT target. */
-export function parseAuthority(value: string, defaultPort: number | null): { host: string; port: number } | null {
+export function parseAuthority(
+  value: string,
+  defaultPort: number | null,
+): { host: string; port: number } | null {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s/@]+)(?::(\d{1,5}))?$/.exec(value.trim());
   if (!m) return null;
   const port = m[2] === undefined ? defaultPort : Number(m[2]);

@@ -1,5 +1,11 @@
 export { InterceptingProxy } from './server.js';
-export { parseResolveRule, normalizeHost, Resolver, type ResolveRule, type Destination } from './resolve.js';
+export {
+  parseResolveRule,
+  normalizeHost,
+  Resolver,
+  type ResolveRule,
+  type Destination,
+} from './resolve.js';
 export { parseClientHello, type ClientHelloInfo } from './clienthello.js';
 export {
   DEFAULT_LIMITS,

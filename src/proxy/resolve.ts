@@ -38,7 +38,13 @@ export function parseResolveRule(spec: string): ResolveRule {
       `--resolve '${spec}' is not HOST:PORT:ADDR[:PORT] (e.g. api.example.test:443:127.0.0.1:8443)`,
     );
   }
-  const [, host, port, rawAddr, targetPort] = m as unknown as [string, string, string, string, string?];
+  const [, host, port, rawAddr, targetPort] = m as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ];
   const address = rawAddr.startsWith('[') ? rawAddr.slice(1, -1) : rawAddr;
   if (!isIP(address)) {
     throw new TrustRunError('TR_USAGE', `--resolve '${spec}': '${rawAddr}' is not an IP address`);
@@ -108,9 +114,13 @@ export class Resolver {
           return address;
         })
         .catch((err: NodeJS.ErrnoException) => {
-          throw new TrustRunError('TR_UPSTREAM_DNS', `cannot resolve ${host}: ${err.code ?? err.message}`, {
-            cause: err,
-          });
+          throw new TrustRunError(
+            'TR_UPSTREAM_DNS',
+            `cannot resolve ${host}: ${err.code ?? err.message}`,
+            {
+              cause: err,
+            },
+          );
         })
         .finally(() => this.pending.delete(host));
       this.pending.set(host, p);

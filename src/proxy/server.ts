@@ -70,8 +70,12 @@ export class InterceptingProxy {
     this.outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onConnect(req, socket, head).catch((err: unknown) => this.internalError(socket, err));
     });
-    this.outer.on('request', (req: IncomingMessage, res: ServerResponse) => this.onProxyRequest(req, res));
-    this.outer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.outer.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      this.onProxyRequest(req, res),
+    );
+    this.outer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
     this.outer.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
@@ -90,7 +94,9 @@ export class InterceptingProxy {
         res.destroy();
       });
     });
-    this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
 
     this.env = {
       options,
@@ -191,7 +197,11 @@ export class InterceptingProxy {
     rawReply(socket, status, text, `TrustRun refused a malformed request: ${code}\n`);
   }
 
-  private identify(socket: Duplex): { addr: string; port: number; client: ReturnType<NonNullable<ProxyDeps['identify']>> } {
+  private identify(socket: Duplex): {
+    addr: string;
+    port: number;
+    client: ReturnType<NonNullable<ProxyDeps['identify']>>;
+  } {
     const s = socket as Socket;
     const addr = s.remoteAddress ?? '';
     const port = s.remotePort ?? 0;
@@ -231,15 +241,20 @@ export class InterceptingProxy {
       : `kill not possible: the process behind ${tunnel.clientAddr}:${tunnel.clientPort} was not found; request refused (${verdict.explanation})`;
   }
 
-  private finishConnection(tunnel: Tunnel, socket: Socket, outcome: Outcome = 'ok', reason: string | null = null): void {
-    if (!tunnel.connectionId) return;
+  /**
+   * Records the end of a connection once, when its socket closes. Byte counts are taken from the
+   * client-facing TCP socket (for an intercepted tunnel: the encrypted bytes).
+   */
+  private finishConnection(tunnel: Tunnel, raw: Socket): void {
+    if (!tunnel.connectionId || tunnel.endedAt !== null) return;
+    tunnel.endedAt = Date.now();
     const f = tunnel.failure;
     this.deps.recorder.updateConnection(tunnel.connectionId, {
-      endedAt: Date.now(),
-      bytesUp: socket.bytesRead,
-      bytesDown: socket.bytesWritten,
-      outcome: f?.outcome ?? outcome,
-      reason: f?.reason ?? reason,
+      endedAt: tunnel.endedAt,
+      bytesUp: raw.bytesRead,
+      bytesDown: raw.bytesWritten,
+      outcome: f?.outcome ?? 'ok',
+      reason: f?.reason ?? null,
     });
   }
 
@@ -249,11 +264,21 @@ export class InterceptingProxy {
     socket.on('error', () => undefined);
     const target = parseAuthority(req.url ?? '', null);
     if (!target) {
-      rawReply(socket, 400, 'Bad Request', `CONNECT target '${(req.url ?? '').slice(0, 200)}' is not host:port\n`);
+      rawReply(
+        socket,
+        400,
+        'Bad Request',
+        `CONNECT target '${(req.url ?? '').slice(0, 200)}' is not host:port\n`,
+      );
       return;
     }
     if (this.storeRefuses()) {
-      rawReply(socket, 503, 'Service Unavailable', 'TrustRun cannot record traffic (store unavailable); refusing.\n');
+      rawReply(
+        socket,
+        503,
+        'Service Unavailable',
+        'TrustRun cannot record traffic (store unavailable); refusing.\n',
+      );
       return;
     }
     const who = this.identify(socket);
@@ -275,11 +300,22 @@ export class InterceptingProxy {
         port: target.port,
         mode,
       });
-      this.deps.recorder.updateConnection(id, { endedAt: Date.now(), outcome: c.outcome, reason: c.reason });
-      rawReply(socket, 502, 'Bad Gateway', `TrustRun could not reach ${target.host}: ${c.reason}\n`);
+      this.deps.recorder.updateConnection(id, {
+        endedAt: Date.now(),
+        outcome: c.outcome,
+        reason: c.reason,
+      });
+      rawReply(
+        socket,
+        502,
+        'Bad Gateway',
+        `TrustRun could not reach ${target.host}: ${c.reason}\n`,
+      );
       return;
     }
-    const verdict = this.policyGate ? this.policyGate.evaluateConnect({ ...target, ip: dest.address }) : null;
+    const verdict = this.policyGate
+      ? this.policyGate.evaluateConnect({ ...target, ip: dest.address })
+      : null;
     const tunnel: Tunnel = {
       connectionId: null,
       scheme: 'https',
@@ -291,6 +327,7 @@ export class InterceptingProxy {
       client: who.client,
       verdict,
       startedAt,
+      endedAt: null,
       failure: null,
     };
     tunnel.connectionId = this.deps.recorder.addConnection({
@@ -306,16 +343,25 @@ export class InterceptingProxy {
       mode,
     });
     const connVerdict = verdict === 'per-request' ? null : verdict;
-    if (connVerdict) this.deps.recorder.updateConnection(tunnel.connectionId, { verdict: connVerdict });
+    if (connVerdict)
+      this.deps.recorder.updateConnection(tunnel.connectionId, { verdict: connVerdict });
     const loop = this.loopProblem(dest.address, dest.port);
     if (loop) {
-      this.deps.recorder.updateConnection(tunnel.connectionId, { endedAt: Date.now(), outcome: 'loop', reason: loop });
+      this.deps.recorder.updateConnection(tunnel.connectionId, {
+        endedAt: Date.now(),
+        outcome: 'loop',
+        reason: loop,
+      });
       rawReply(socket, 403, 'Forbidden', `TrustRun refused: ${loop}\n`);
       return;
     }
-    if (connVerdict?.violation) this.recordViolation(tunnel, connVerdict, isRefusal(connVerdict), null, null);
+    if (connVerdict?.violation)
+      this.recordViolation(tunnel, connVerdict, isRefusal(connVerdict), null, null);
     if (isRefusal(connVerdict)) {
-      const note = connVerdict.action === 'kill' ? this.carryOutKill(tunnel, connVerdict) : connVerdict.explanation;
+      const note =
+        connVerdict.action === 'kill'
+          ? this.carryOutKill(tunnel, connVerdict)
+          : connVerdict.explanation;
       this.deps.recorder.updateConnection(tunnel.connectionId, {
         endedAt: Date.now(),
         outcome: connVerdict.action === 'kill' ? 'killed' : 'blocked',
@@ -330,7 +376,12 @@ export class InterceptingProxy {
     } catch (err) {
       if (this.options.onStoreError === 'fail') {
         this.deps.logger.error({ err: String(err) }, 'store unavailable; refusing CONNECT');
-        rawReply(socket, 503, 'Service Unavailable', 'TrustRun cannot record traffic (store unavailable); refusing.\n');
+        rawReply(
+          socket,
+          503,
+          'Service Unavailable',
+          'TrustRun cannot record traffic (store unavailable); refusing.\n',
+        );
         return;
       }
     }
@@ -348,12 +399,21 @@ export class InterceptingProxy {
       tunnel.failure ??= { outcome, reason };
     };
     upstream.setTimeout(this.options.limits.upstreamConnectTimeoutMs, () => {
-      if (!connected) upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      if (!connected)
+        upstream.destroy(
+          Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }),
+        );
     });
     upstream.once('error', (err) => {
       const c = classifyUpstreamError(err);
       fail(c.outcome, c.reason);
-      if (!connected) rawReply(client, c.status, 'Bad Gateway', `TrustRun could not reach ${tunnel.host}: ${c.reason}\n`);
+      if (!connected)
+        rawReply(
+          client,
+          c.status,
+          'Bad Gateway',
+          `TrustRun could not reach ${tunnel.host}: ${c.reason}\n`,
+        );
       else client.destroy();
     });
     client.once('close', () => {
@@ -377,7 +437,10 @@ export class InterceptingProxy {
           });
         }
         if (hello.sni !== null && !isIP(tunnel.host) && hello.sni.toLowerCase() !== tunnel.host) {
-          fail('identity_mismatch', `TLS SNI '${hello.sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`);
+          fail(
+            'identity_mismatch',
+            `TLS SNI '${hello.sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`,
+          );
           client.destroy();
           upstream.destroy();
           return true;
@@ -411,7 +474,12 @@ export class InterceptingProxy {
       }
     };
     if (head.length) start(head);
-    else socket.once('data', start);
+    else {
+      socket.once('data', start);
+      socket.once('end', () => {
+        if (socket.listenerCount('data') > 0) socket.destroy();
+      });
+    }
   }
 
   private terminateTls(tunnel: Tunnel, socket: Socket): void {
@@ -421,6 +489,20 @@ export class InterceptingProxy {
           isServer: true,
           secureContext,
           ALPNProtocols: ['http/1.1'],
+        });
+        // Once wrapped, the TCP socket's events may no longer fire: watch the TLS socket too.
+        tls.once('close', () => this.finishConnection(tunnel, socket));
+        // The listener allows half-open sockets; a client that hangs up before the handshake
+        // completes must not leave the socket open.
+        tls.once('end', () => {
+          if (!secured) {
+            tunnel.failure ??= {
+              outcome: 'client_tls',
+              reason: 'client closed during the TLS handshake (does it trust the TrustRun CA?)',
+            };
+            tls.destroy();
+            socket.destroy();
+          }
         });
         let secured = false;
         const timer = setTimeout(() => {
@@ -433,10 +515,15 @@ export class InterceptingProxy {
           if (!secured) {
             tunnel.failure ??= {
               outcome: 'client_tls',
-              reason: `client TLS handshake failed (does the client trust the TrustRun CA?): ${err.code ?? ''} ${err.message}`.trim(),
+              reason:
+                `client TLS handshake failed (does the client trust the TrustRun CA?): ${err.code ?? ''} ${err.message}`.trim(),
             };
-            this.deps.logger.warn({ host: tunnel.host, code: err.code }, 'client TLS handshake failed');
+            this.deps.logger.warn(
+              { host: tunnel.host, code: err.code },
+              'client TLS handshake failed',
+            );
           }
+          tls.destroy();
           socket.destroy();
         });
         tls.once('secure', () => {
@@ -455,6 +542,7 @@ export class InterceptingProxy {
               reason: `TLS SNI '${sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`,
             };
             tls.destroy();
+            socket.destroy();
             return;
           }
           this.tunnels.set(tls, tunnel);
@@ -462,7 +550,10 @@ export class InterceptingProxy {
         });
       },
       (err: unknown) => {
-        tunnel.failure = { outcome: 'error', reason: `could not mint a certificate: ${String(err)}` };
+        tunnel.failure = {
+          outcome: 'error',
+          reason: `could not mint a certificate: ${String(err)}`,
+        };
         socket.destroy();
       },
     );
@@ -480,7 +571,9 @@ export class InterceptingProxy {
     if (!target) {
       req.resume();
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
-      res.end('This is the TrustRun proxy. Send proxy requests (absolute URLs or CONNECT), e.g. with HTTPS_PROXY.\n');
+      res.end(
+        'This is the TrustRun proxy. Send proxy requests (absolute URLs or CONNECT), e.g. with HTTPS_PROXY.\n',
+      );
       return;
     }
     const scheme = target.protocol === 'https:' ? 'https' : 'http';
@@ -506,7 +599,10 @@ export class InterceptingProxy {
       const loop = this.loopProblem(dest.address, dest.port);
       if (loop) {
         req.resume();
-        res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8', 'x-trustrun': 'refused' });
+        res.writeHead(403, {
+          'content-type': 'text/plain; charset=utf-8',
+          'x-trustrun': 'refused',
+        });
         res.end(`TrustRun refused: ${loop}\n`);
         return;
       }
@@ -522,6 +618,7 @@ export class InterceptingProxy {
         // Plain requests have no CONNECT: every verdict is a per-request one.
         verdict: this.policyGate ? 'per-request' : null,
         startedAt: Date.now(),
+        endedAt: null,
         failure: null,
       };
       await handleExchange(this.env, tunnel, req, res);

@@ -31,7 +31,11 @@ export class BodyTap extends Transform {
 
   /** The captured head of the body, for the record. */
   capture(): { data: Buffer; truncated: boolean; size: number } {
-    return { data: Buffer.concat(this.kept, this.keptBytes), truncated: this.truncated, size: this.size };
+    return {
+      data: Buffer.concat(this.kept, this.keptBytes),
+      truncated: this.truncated,
+      size: this.size,
+    };
   }
 }
 

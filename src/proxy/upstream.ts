@@ -37,7 +37,8 @@ export function createUpstreamAgent(opts: {
             ...options,
             hostname: dest.address,
             port: String(dest.port),
-            servername: options.servername || (host.includes(':') || /^[\d.]+$/.test(host) ? '' : host),
+            servername:
+              options.servername || (host.includes(':') || /^[\d.]+$/.test(host) ? '' : host),
           },
           callback,
         );
@@ -75,23 +76,43 @@ const TLS_CODES = new Set([
 ]);
 
 /** Maps an upstream failure to a stored outcome, an HTTP status and a short reason. */
-export function classifyUpstreamError(err: unknown): { outcome: Outcome; status: number; reason: string } {
+export function classifyUpstreamError(err: unknown): {
+  outcome: Outcome;
+  status: number;
+  reason: string;
+} {
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   const inner = e?.cause ?? e;
   const code = String(inner?.code ?? e?.code ?? '');
   const message = String(inner?.message ?? e?.message ?? err);
   if (code === 'TR_LOOP') return { outcome: 'loop', status: 403, reason: message };
   if (TLS_CODES.has(code) || /certificate|ssl|tls/i.test(code) || code.startsWith('ERR_SSL')) {
-    return { outcome: 'upstream_tls', status: 502, reason: `upstream TLS verification failed: ${code}: ${message}` };
+    return {
+      outcome: 'upstream_tls',
+      status: 502,
+      reason: `upstream TLS verification failed: ${code}: ${message}`,
+    };
   }
   if (code === 'TR_UPSTREAM_DNS' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     return { outcome: 'upstream_dns', status: 502, reason: message };
   }
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  if (
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT'
+  ) {
     return { outcome: 'upstream_timeout', status: 504, reason: `${code}: ${message}` };
   }
-  if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') {
-    return { outcome: 'upstream_protocol', status: 502, reason: `malformed upstream response: ${code}: ${message}` };
+  if (
+    code.startsWith('HPE_') ||
+    code === 'UND_ERR_INFO' ||
+    code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
+  ) {
+    return {
+      outcome: 'upstream_protocol',
+      status: 502,
+      reason: `malformed upstream response: ${code}: ${message}`,
+    };
   }
   if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
     return { outcome: 'upstream_connect', status: 502, reason: `${code}: ${message}` };

@@ -7,7 +7,10 @@ import { spawnSync } from 'node:child_process';
  */
 const CLIENTS = {
   curl: { probe: ['curl', ['--version']], install: 'apt-get install curl' },
-  python3: { probe: ['python3', ['-c', 'import requests']], install: 'apt-get install python3-requests' },
+  python3: {
+    probe: ['python3', ['-c', 'import requests']],
+    install: 'apt-get install python3-requests',
+  },
   rscript: {
     probe: ['Rscript', ['-e', 'library(httr); library(curl)']],
     install: 'apt-get install r-base-core r-cran-httr r-cran-curl',

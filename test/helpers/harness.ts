@@ -1,6 +1,12 @@
 import type { SecureContext } from 'node:tls';
 import { createSecureContext } from 'node:tls';
-import { InterceptingProxy, DEFAULT_LIMITS, type ProxyOptions, type PolicyGate, type ContextSource } from '../../src/proxy/index.js';
+import {
+  InterceptingProxy,
+  DEFAULT_LIMITS,
+  type ProxyOptions,
+  type PolicyGate,
+  type ContextSource,
+} from '../../src/proxy/index.js';
 import { silentLogger, type CaptureLevel } from '../../src/core/index.js';
 import { MemoryRecorder } from './memory-recorder.js';
 import { makeLeaf, makeTestCa, type TestCa } from './pki.js';
@@ -14,7 +20,9 @@ export class TestContexts implements ContextSource {
     let p = this.cache.get(hostname);
     if (!p) {
       this.minted++;
-      p = makeLeaf(this.ca, [hostname]).then((l) => createSecureContext({ key: l.keyPem, cert: l.certPem }));
+      p = makeLeaf(this.ca, [hostname]).then((l) =>
+        createSecureContext({ key: l.keyPem, cert: l.certPem }),
+      );
       this.cache.set(hostname, p);
     }
     return p;
@@ -31,7 +39,11 @@ export interface Harness {
 }
 
 export async function startProxy(
-  opts: Partial<ProxyOptions> & { level: CaptureLevel; policy?: PolicyGate | null; proxyCa?: TestCa },
+  opts: Partial<ProxyOptions> & {
+    level: CaptureLevel;
+    policy?: PolicyGate | null;
+    proxyCa?: TestCa;
+  },
 ): Promise<Harness> {
   const recorder = new MemoryRecorder();
   const proxyCa = opts.proxyCa ?? (await makeTestCa('Proxy Test CA'));

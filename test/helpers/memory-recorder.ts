@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { FlowRecorder } from '../../src/proxy/index.js';
 
-type Conn = Parameters<FlowRecorder['addConnection']>[0] & Parameters<FlowRecorder['updateConnection']>[1] & { id: string };
+type Conn = Parameters<FlowRecorder['addConnection']>[0] &
+  Parameters<FlowRecorder['updateConnection']>[1] & { id: string };
 type Req = Parameters<FlowRecorder['addRequest']>[0] &
   Partial<Parameters<FlowRecorder['completeRequest']>[1]> & { id: string };
 type Vio = Parameters<FlowRecorder['addViolation']>[0] & { id: string };
@@ -18,7 +19,8 @@ export class MemoryRecorder implements FlowRecorder {
   violations: Vio[] = [];
 
   async flush(): Promise<void> {
-    if (this.failWrites) throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
+    if (this.failWrites)
+      throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
   }
   addConnection(c: Parameters<FlowRecorder['addConnection']>[0]): string {
     const id = randomUUID();
@@ -30,7 +32,8 @@ export class MemoryRecorder implements FlowRecorder {
     if (c) Object.assign(c, patch);
   }
   async addRequest(r: Parameters<FlowRecorder['addRequest']>[0]): Promise<string> {
-    if (this.failWrites) throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
+    if (this.failWrites)
+      throw Object.assign(new Error('disk full'), { code: 'TR_STORE_UNAVAILABLE' });
     const id = randomUUID();
     this.requests.push({ ...r, id });
     return id;

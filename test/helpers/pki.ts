@@ -24,13 +24,16 @@ function serial(): string {
 }
 
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key));
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
   return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
 }
 
 /** A CA made at test time for the test's upstream servers (never the proxy's CA). */
 export async function makeTestCa(name = 'Upstream Test CA'): Promise<TestCa> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, [
+    'sign',
+    'verify',
+  ])) as unknown as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -41,7 +44,10 @@ export async function makeTestCa(name = 'Upstream Test CA'): Promise<TestCa> {
     signingAlgorithm: alg,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
     ],
   });
   return { certPem: cert.toString('pem'), keys, cert };
@@ -53,7 +59,10 @@ export async function makeLeaf(
   names: string[],
   opts: { notBefore?: Date; notAfter?: Date } = {},
 ): Promise<TestLeaf> {
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as unknown as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(alg, true, [
+    'sign',
+    'verify',
+  ])) as unknown as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const sans = names.map((n) =>
     /^[\d.]+$|:/.test(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n },
@@ -78,7 +87,11 @@ export async function makeLeaf(
         publicKey: keys.publicKey,
         signingKey: ca.keys.privateKey,
       })
-    : await x509.X509CertificateGenerator.createSelfSigned({ ...common, name: `CN=${names[0]}`, keys });
+    : await x509.X509CertificateGenerator.createSelfSigned({
+        ...common,
+        name: `CN=${names[0]}`,
+        keys,
+      });
   return { certPem: cert.toString('pem'), keyPem: await keyPem(keys.privateKey) };
 }
 

@@ -1,5 +1,10 @@
 import { createServer as createHttps, type Server as HttpsServer } from 'node:https';
-import { createServer as createHttp, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import {
+  createServer as createHttp,
+  type IncomingMessage,
+  type ServerResponse,
+  type Server,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TestLeaf } from './pki.js';
 
@@ -25,7 +30,12 @@ export interface TestUpstream {
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
 
 const defaultHandler: Handler = (req, res, body) => {
-  const payload = JSON.stringify({ ok: true, method: req.method, url: req.url, received: body.length });
+  const payload = JSON.stringify({
+    ok: true,
+    method: req.method,
+    url: req.url,
+    received: body.length,
+  });
   res.writeHead(200, {
     'content-type': 'application/json',
     'set-cookie': 'session=upstream-cookie-secret; HttpOnly',
@@ -38,7 +48,12 @@ export async function startUpstream(
   opts: { leaf?: TestLeaf; handler?: Handler; keepBody?: boolean; host?: string } = {},
 ): Promise<TestUpstream> {
   const handler = opts.handler ?? defaultHandler;
-  const state: TestUpstream = { port: 0, connections: 0, requests: [], close: async () => undefined };
+  const state: TestUpstream = {
+    port: 0,
+    connections: 0,
+    requests: [],
+    close: async () => undefined,
+  };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -48,7 +63,13 @@ export async function startUpstream(
     });
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      state.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, bodyBytes: size, body });
+      state.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        bodyBytes: size,
+        body,
+      });
       handler(req, res, body);
     });
   };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
-import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { startUpstream } from '../../helpers/upstream.js';
 import { run } from '../../helpers/proc.js';
 import { requireClient } from '../../helpers/clients.js';
 
@@ -31,20 +31,38 @@ async function setup(level: 'metadata' | 'headers' | 'full', name = 'api.example
     upstreamCa: [upstreamCa.certPem],
     resolve: [parseResolveRule(`${name}:443:127.0.0.1:${upstream.port}`)],
   });
-  closers.push(() => upstream.close(), () => h.close());
+  closers.push(
+    () => upstream.close(),
+    () => h.close(),
+  );
   writeFileSync(join(dir, 'proxy-ca.pem'), h.proxyCa.certPem);
   return { upstream, h };
 }
 
 function curl(h: Harness, url: string, extra: string[] = [], ca = join(dir, 'proxy-ca.pem')) {
-  return run('curl', ['-sS', '--max-time', '20', '--proxy', h.url, '--cacert', ca, '-w', '\n%{http_code}', ...extra, url]);
+  return run('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '--proxy',
+    h.url,
+    '--cacert',
+    ca,
+    '-w',
+    '\n%{http_code}',
+    ...extra,
+    url,
+  ]);
 }
 
 describe('headers level with curl', () => {
   it('forwards a request under a real-looking name and records method, path and headers', async () => {
     if (!requireClient('curl')) return;
     const { upstream, h } = await setup('headers');
-    const r = await curl(h, 'https://api.example.test/v1/items?id=7', ['-H', 'Authorization: Bearer secret-token-123']);
+    const r = await curl(h, 'https://api.example.test/v1/items?id=7', [
+      '-H',
+      'Authorization: Bearer secret-token-123',
+    ]);
     expect(r.stderr).toBe('');
     const [body, code] = r.stdout.split('\n');
     expect(code).toBe('200');
@@ -53,19 +71,49 @@ describe('headers level with curl', () => {
     expect(upstream.requests[0]!.headers.authorization).toBe('Bearer secret-token-123');
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     const rec = h.recorder.requests[0]!;
-    expect(rec).toMatchObject({ method: 'GET', scheme: 'https', host: 'api.example.test', port: 443, url: '/v1/items?id=7', status: 200, outcome: 'ok' });
+    expect(rec).toMatchObject({
+      method: 'GET',
+      scheme: 'https',
+      host: 'api.example.test',
+      port: 443,
+      url: '/v1/items?id=7',
+      status: 200,
+      outcome: 'ok',
+    });
     expect(rec.requestHeaders).toContainEqual(['Authorization', 'Bearer secret-token-123']);
     expect(rec.responseHeaders).toContainEqual(['x-upstream', 'yes']);
-    expect(h.recorder.connections[0]).toMatchObject({ host: 'api.example.test', port: 443, mode: 'intercept', ip: '127.0.0.1', sni: 'api.example.test' });
+    expect(h.recorder.connections[0]).toMatchObject({
+      host: 'api.example.test',
+      port: 443,
+      mode: 'intercept',
+      ip: '127.0.0.1',
+      sni: 'api.example.test',
+    });
   });
 
   it('answers 502 and forwards nothing when the upstream certificate cannot be verified', async () => {
     if (!requireClient('curl')) return;
     const cases: [string, () => Promise<Awaited<ReturnType<typeof makeLeaf>>>, RegExp][] = [
       ['self-signed', () => makeLeaf(null, ['bad.example.test']), /SELF_SIGNED|self.signed/i],
-      ['expired', () => makeLeaf(upstreamCa, ['bad.example.test'], { notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) }), /EXPIRED|expired/i],
-      ['wrong host', () => makeLeaf(upstreamCa, ['other.example.test']), /ALTNAME|does not match|Hostname/i],
-      ['unknown CA', async () => makeLeaf(await makeTestCa('Stranger CA'), ['bad.example.test']), /UNABLE_TO_VERIFY|unable to verify|issuer/i],
+      [
+        'expired',
+        () =>
+          makeLeaf(upstreamCa, ['bad.example.test'], {
+            notBefore: new Date(Date.now() - 10 * 86400_000),
+            notAfter: new Date(Date.now() - 86400_000),
+          }),
+        /EXPIRED|expired/i,
+      ],
+      [
+        'wrong host',
+        () => makeLeaf(upstreamCa, ['other.example.test']),
+        /ALTNAME|does not match|Hostname/i,
+      ],
+      [
+        'unknown CA',
+        async () => makeLeaf(await makeTestCa('Stranger CA'), ['bad.example.test']),
+        /UNABLE_TO_VERIFY|unable to verify|issuer/i,
+      ],
     ];
     for (const [label, leaf, reason] of cases) {
       const upstream = await startUpstream({ leaf: await leaf() });
@@ -102,14 +150,21 @@ describe('headers level with curl', () => {
         parseResolveRule(`b.example.test:443:127.0.0.1:${b.port}`),
       ],
     });
-    closers.push(() => a.close(), () => b.close(), () => h.close());
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+      () => h.close(),
+    );
     writeFileSync(join(dir, 'proxy-ca.pem'), h.proxyCa.certPem);
     const r = await curl(h, 'https://a.example.test/x', ['-H', 'Host: b.example.test']);
     expect(r.stdout.split('\n').pop()).toBe('400');
     expect(a.requests).toHaveLength(0);
     expect(b.connections).toBe(0);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
-    expect(h.recorder.requests[0]).toMatchObject({ outcome: 'identity_mismatch', host: 'a.example.test' });
+    expect(h.recorder.requests[0]).toMatchObject({
+      outcome: 'identity_mismatch',
+      host: 'a.example.test',
+    });
   });
 });
 
@@ -122,7 +177,12 @@ describe('metadata level', () => {
     expect(upstream.requests[0]!.url).toBe('/hello');
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     const c = h.recorder.connections[0]!;
-    expect(c).toMatchObject({ mode: 'tunnel', host: 'api.example.test', sni: 'api.example.test', outcome: 'ok' });
+    expect(c).toMatchObject({
+      mode: 'tunnel',
+      host: 'api.example.test',
+      sni: 'api.example.test',
+      outcome: 'ok',
+    });
     expect(c.alpn).toContain('http/1.1');
     expect(c.bytesUp).toBeGreaterThan(100);
     expect(c.bytesDown).toBeGreaterThan(100);

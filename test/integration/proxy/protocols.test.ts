@@ -1,0 +1,406 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { ProxyAgent, request } from 'undici';
+import { parseResolveRule } from '../../../src/proxy/index.js';
+import { startProxy, type Harness } from '../../helpers/harness.js';
+import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
+import { startUpstream } from '../../helpers/upstream.js';
+
+let upstreamCa: TestCa;
+const closers: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  upstreamCa = await makeTestCa();
+});
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+async function setup(level: 'metadata' | 'headers' | 'full', opts: { plain?: boolean } = {}) {
+  const upstream = await startUpstream(
+    opts.plain ? {} : { leaf: await makeLeaf(upstreamCa, ['api.example.test']) },
+  );
+  const port = opts.plain ? 80 : 443;
+  const h = await startProxy({
+    level,
+    upstreamCa: [upstreamCa.certPem],
+    resolve: [parseResolveRule(`api.example.test:${port}:127.0.0.1:${upstream.port}`)],
+  });
+  closers.push(
+    () => upstream.close(),
+    () => h.close(),
+  );
+  return { upstream, h };
+}
+
+/** Sends raw bytes to the proxy and returns everything it answers until it closes. */
+function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(h.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => (out += d.toString('latin1')));
+    s.on('error', reject);
+    s.on('close', () => resolve(out));
+    s.write(data);
+    setTimeout(() => s.destroy(), waitMs);
+  });
+}
+
+/** Opens a CONNECT tunnel through the proxy and a TLS session inside it trusting the proxy CA. */
+function tunnelTls(
+  h: Harness,
+  target: string,
+  servername: string,
+): Promise<import('node:tls').TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(h.port, '127.0.0.1');
+    s.once('error', reject);
+    s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    s.once('data', (d) => {
+      if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
+      const t = tlsConnect({ socket: s, servername, ca: h.proxyCa.certPem });
+      t.once('secureConnect', () => resolve(t));
+      t.once('error', (e) => {
+        s.destroy();
+        reject(e);
+      });
+    });
+  });
+}
+
+function readAll(t: import('node:tls').TLSSocket, ms = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    t.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    t.on('close', () => resolve(out));
+    t.on('error', () => resolve(out));
+    setTimeout(() => {
+      t.destroy();
+    }, ms);
+  });
+}
+
+describe('node fetch (undici ProxyAgent) at every level', () => {
+  for (const level of ['metadata', 'headers', 'full'] as const) {
+    it(`${level}: GET and POST reach the upstream and are recorded`, async () => {
+      const { upstream, h } = await setup(level);
+      const ca = level === 'metadata' ? upstreamCa.certPem : h.proxyCa.certPem;
+      const agent = new ProxyAgent({ uri: h.url, requestTls: { ca } });
+      try {
+        const r1 = await request('https://api.example.test/a?x=1', { dispatcher: agent });
+        expect(r1.statusCode).toBe(200);
+        expect(await r1.body.json()).toMatchObject({ url: '/a?x=1' });
+        const r2 = await request('https://api.example.test/b', {
+          dispatcher: agent,
+          method: 'POST',
+          body: 'hello world',
+          headers: { 'content-type': 'text/plain' },
+        });
+        expect(r2.statusCode).toBe(200);
+        expect(await r2.body.json()).toMatchObject({ method: 'POST', received: 11 });
+      } finally {
+        await agent.close();
+      }
+      expect(upstream.requests.map((r) => r.url)).toEqual(['/a?x=1', '/b']);
+      if (level === 'metadata') {
+        await h.recorder.until(() => h.recorder.connections.every((c) => c.endedAt !== undefined));
+        expect(h.recorder.requests).toHaveLength(0);
+        expect(h.recorder.connections[0]).toMatchObject({
+          mode: 'tunnel',
+          sni: 'api.example.test',
+        });
+      } else {
+        await h.recorder.until(
+          () => h.recorder.requests.length === 2 && h.recorder.requests.every((r) => r.outcome),
+        );
+        const post = h.recorder.requests[1]!;
+        expect(post).toMatchObject({ method: 'POST', url: '/b', status: 200, requestSize: 11 });
+        if (level === 'full') {
+          expect(post.requestBody!.data.toString()).toBe('hello world');
+          expect(JSON.parse(post.responseBody!.data.toString())).toMatchObject({ received: 11 });
+        } else {
+          expect(post.requestBody ?? null).toBeNull();
+        }
+      }
+    });
+  }
+});
+
+describe('plain HTTP', () => {
+  it('proxies absolute-URI requests (http_proxy style)', async () => {
+    const { upstream, h } = await setup('headers', { plain: true });
+    const agent = new ProxyAgent({ uri: h.url, proxyTunnel: false });
+    try {
+      const r = await request('http://api.example.test/plain?q=1', { dispatcher: agent });
+      expect(r.statusCode).toBe(200);
+      await r.body.text();
+    } finally {
+      await agent.close();
+    }
+    expect(upstream.requests[0]!.url).toBe('/plain?q=1');
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({
+      scheme: 'http',
+      host: 'api.example.test',
+      port: 80,
+      url: '/plain?q=1',
+      status: 200,
+    });
+  });
+
+  it('handles plain HTTP inside a CONNECT tunnel (undici sends http:// as CONNECT host:80)', async () => {
+    const { upstream, h } = await setup('headers', { plain: true });
+    const agent = new ProxyAgent({ uri: h.url, proxyTunnel: true });
+    try {
+      const r = await request('http://api.example.test/in-tunnel', { dispatcher: agent });
+      expect(r.statusCode).toBe(200);
+      await r.body.text();
+    } finally {
+      await agent.close();
+    }
+    expect(upstream.requests[0]!.url).toBe('/in-tunnel');
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({
+      scheme: 'http',
+      port: 80,
+      url: '/in-tunnel',
+      status: 200,
+    });
+  });
+
+  it('answers a stray origin-form request to the proxy itself with 400', async () => {
+    const { h } = await setup('headers');
+    const out = await raw(h, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', 1000);
+    expect(out).toMatch(/^HTTP\/1.1 400/);
+    expect(out).toContain('TrustRun proxy');
+  });
+});
+
+describe('identity and strict parsing inside a tunnel', () => {
+  const bad: [string, string][] = [
+    [
+      'Content-Length with Transfer-Encoding',
+      'POST /x HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'two differing Content-Lengths',
+      'POST /x HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
+    ],
+    [
+      'malformed chunking',
+      'POST /x HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+    ],
+    ['bare CR in a header', 'GET /x HTTP/1.1\r\nHost: api.example.test\r\nX-A: a\rb\r\n\r\n'],
+    [
+      'two Host headers',
+      'GET /x HTTP/1.1\r\nHost: api.example.test\r\nHost: api.example.test\r\n\r\n',
+    ],
+    ['Host of another server', 'GET /x HTTP/1.1\r\nHost: evil.example.test\r\n\r\n'],
+    [
+      'absolute URI of another server',
+      'GET https://evil.example.test/x HTTP/1.1\r\nHost: api.example.test\r\n\r\n',
+    ],
+  ];
+  for (const [label, payload] of bad) {
+    it(`refuses ${label} with 400 and the upstream sees nothing`, async () => {
+      const { upstream, h } = await setup('headers');
+      const t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+      const done = readAll(t);
+      t.write(payload);
+      const out = await done;
+      expect(out).toMatch(/^HTTP\/1.1 400/);
+      expect(upstream.requests).toHaveLength(0);
+      expect(upstream.connections).toBe(0);
+      await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    });
+  }
+
+  it('refuses a TLS session whose SNI differs from the CONNECT target and flags it', async () => {
+    const { upstream, h } = await setup('headers');
+    await expect(tunnelTls(h, 'api.example.test:443', 'other.example.test')).rejects.toThrow();
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]!.outcome).toMatch(/identity_mismatch|client_tls/);
+    expect(upstream.connections).toBe(0);
+  });
+
+  it('records a client that does not trust the CA as a handshake failure, with no request row', async () => {
+    const { upstream, h } = await setup('headers');
+    const err = await new Promise<Error>((resolve) => {
+      const s = netConnect(h.port, '127.0.0.1');
+      s.write('CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n');
+      s.once('data', () => {
+        const t = tlsConnect({ socket: s, servername: 'api.example.test', ca: upstreamCa.certPem });
+        t.once('error', (e) => {
+          s.destroy();
+          resolve(e);
+        });
+        t.once('secureConnect', () => resolve(new Error('unexpectedly trusted')));
+      });
+    });
+    expect(err.message).toMatch(/self-signed|unable to verify|issuer/i);
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]).toMatchObject({
+      outcome: 'client_tls',
+      host: 'api.example.test',
+    });
+    expect(h.recorder.connections[0]!.reason).toMatch(/handshake/);
+    expect(h.recorder.requests).toHaveLength(0);
+    expect(upstream.connections).toBe(0);
+  });
+
+  it('answers 431 for oversized headers and 414 for an oversized URL', async () => {
+    const { upstream, h } = await setup('headers');
+    let t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+    let done = readAll(t);
+    t.write(`GET /x HTTP/1.1\r\nHost: api.example.test\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
+    expect(await done).toMatch(/^HTTP\/1.1 431/);
+    t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+    done = readAll(t);
+    t.write(`GET /${'b'.repeat(9000)} HTTP/1.1\r\nHost: api.example.test\r\n\r\n`);
+    expect(await done).toMatch(/^HTTP\/1.1 414/);
+    expect(upstream.requests).toHaveLength(0);
+  });
+});
+
+describe('guards', () => {
+  it('refuses to proxy to its own listener (loop guard)', async () => {
+    const { h } = await setup('headers');
+    const out = await raw(
+      h,
+      `CONNECT 127.0.0.1:${h.port} HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\n\r\n`,
+      1000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 403/);
+    expect(out).toMatch(/own port/);
+    const plain = await raw(
+      h,
+      `GET http://localhost:${h.port}/ HTTP/1.1\r\nHost: localhost:${h.port}\r\n\r\n`,
+      1000,
+    );
+    expect(plain).toMatch(/^HTTP\/1.1 403/);
+  });
+
+  it('refuses the API port given as a guard port', async () => {
+    const { upstream } = await setup('headers');
+    const h = await startProxy({ level: 'headers', guardPorts: [upstream.port] });
+    closers.push(() => h.close());
+    const out = await raw(
+      h,
+      `CONNECT 127.0.0.1:${upstream.port} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      1000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 403/);
+    expect(upstream.connections).toBe(0);
+  });
+
+  it('fails closed with 503 when the store cannot be written', async () => {
+    const { upstream, h } = await setup('headers');
+    h.recorder.failWrites = true;
+    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+    try {
+      const r = await request('https://api.example.test/x', { dispatcher: agent }).catch(
+        (e: Error) => e,
+      );
+      // The CONNECT itself is refused: the flush before dialing fails.
+      expect(
+        String(r instanceof Error ? r.message : (r as { statusCode: number }).statusCode),
+      ).toMatch(/503/);
+    } finally {
+      await agent.close();
+    }
+    expect(upstream.connections).toBe(0);
+  });
+
+  it('reports DNS failure as 502 with the reason and records it', async () => {
+    const h = await startProxy({ level: 'metadata' });
+    closers.push(() => h.close());
+    const out = await raw(
+      h,
+      'CONNECT no-such-host.invalid:443 HTTP/1.1\r\nHost: no-such-host.invalid:443\r\n\r\n',
+      5000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 502/);
+    expect(h.recorder.connections[0]).toMatchObject({
+      host: 'no-such-host.invalid',
+      outcome: 'upstream_dns',
+    });
+  });
+});
+
+describe('hostile upstream', () => {
+  it('gives 502 for a response with both Content-Length and Transfer-Encoding', async () => {
+    const { createServer } = await import('node:net');
+    const srv = createServer((s) => {
+      s.on('data', () =>
+        s.end(
+          'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+        ),
+      );
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as import('node:net').AddressInfo).port;
+    const h = await startProxy({
+      level: 'headers',
+      resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
+    });
+    closers.push(
+      () => h.close(),
+      () => new Promise((r) => srv.close(() => r())),
+    );
+    const out = await raw(
+      h,
+      'GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n',
+      2000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 502/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]!.outcome).toBe('upstream_protocol');
+  });
+
+  it('records an upstream reset mid-body and stays up', async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+      handler: (req, res) => {
+        if (req.url !== '/reset') {
+          res.end('fine');
+          return;
+        }
+        res.writeHead(200, { 'content-length': '100000' });
+        res.write(Buffer.alloc(1000));
+        setTimeout(() => res.socket?.destroy(), 50);
+      },
+    });
+    const h = await startProxy({
+      level: 'full',
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+    try {
+      // The client sees the failure either before or after the response head, depending on
+      // whether the proxy had flushed it when the reset arrived; both are a failed request.
+      const failed = await request('https://api.example.test/reset', { dispatcher: agent })
+        .then((r) => r.body.arrayBuffer())
+        .then(
+          () => false,
+          () => true,
+        );
+      expect(failed).toBe(true);
+      await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+      expect(h.recorder.requests[0]!.outcome).toBe('upstream_reset');
+      expect(h.recorder.requests[0]!.responseBody!.size).toBe(1000);
+      // still serving
+      const ok = await request('https://api.example.test/after', { dispatcher: agent }).catch(
+        (e: Error) => e,
+      );
+      expect(ok instanceof Error ? ok.message : 'ok').toBe('ok');
+      expect(await (ok as { body: { text(): Promise<string> } }).body.text()).toBe('fine');
+    } finally {
+      await agent.close();
+    }
+  });
+});
