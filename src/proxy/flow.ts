@@ -1,4 +1,4 @@
-import type { Verdict } from '../core/index.js';
+import type { Outcome, Verdict } from '../core/index.js';
 import type { ClientIdentity } from './types.js';
 import type { Destination } from './resolve.js';
 
@@ -21,7 +21,7 @@ export interface Tunnel {
   startedAt: number;
   endedAt: number | null;
   /** Set once something went wrong with the whole connection. */
-  failure: { outcome: import('../core/index.js').Outcome; reason: string } | null;
+  failure: { outcome: Outcome; reason: string } | null;
 }
 
 export function isRefusal(v: Verdict | null): v is Verdict & { action: 'block' | 'kill' } {

@@ -1,5 +1,6 @@
 import type { SecureContext } from 'node:tls';
 import type { CaptureLevel, Logger, Outcome, Subject, Verdict } from '../core/index.js';
+import type { ResolveRule } from './resolve.js';
 
 /**
  * What the proxy needs from the store. The store module implements it; the proxy never opens a
@@ -107,7 +108,7 @@ export interface ProxyOptions {
   maxBody: number;
   /** PEM text of extra CAs trusted for upstream servers (system roots stay trusted). */
   upstreamCa: string[];
-  resolve: import('./resolve.js').ResolveRule[];
+  resolve: ResolveRule[];
   /** What to do when the store cannot be written: refuse traffic (default) or pass it unrecorded. */
   onStoreError: 'fail' | 'pass';
   /** Other local ports the proxy must never connect to (the API server). */

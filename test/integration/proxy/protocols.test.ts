@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { ProxyAgent, request } from 'undici';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
@@ -47,11 +47,7 @@ function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> 
 }
 
 /** Opens a CONNECT tunnel through the proxy and a TLS session inside it trusting the proxy CA. */
-function tunnelTls(
-  h: Harness,
-  target: string,
-  servername: string,
-): Promise<import('node:tls').TLSSocket> {
+function tunnelTls(h: Harness, target: string, servername: string): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = netConnect(h.port, '127.0.0.1');
     s.once('error', reject);
@@ -68,7 +64,7 @@ function tunnelTls(
   });
 }
 
-function readAll(t: import('node:tls').TLSSocket, ms = 3000): Promise<string> {
+function readAll(t: TLSSocket, ms = 3000): Promise<string> {
   return new Promise((resolve) => {
     let out = '';
     t.on('data', (d: Buffer) => (out += d.toString('latin1')));
@@ -329,8 +325,7 @@ describe('guards', () => {
 
 describe('hostile upstream', () => {
   it('gives 502 for a response with both Content-Length and Transfer-Encoding', async () => {
-    const { createServer } = await import('node:net');
-    const srv = createServer((s) => {
+    const srv = createNetServer((s) => {
       s.on('data', () =>
         s.end(
           'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
@@ -338,7 +333,7 @@ describe('hostile upstream', () => {
       );
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const port = (srv.address() as import('node:net').AddressInfo).port;
+    const port = (srv.address() as AddressInfo).port;
     const h = await startProxy({
       level: 'headers',
       resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
