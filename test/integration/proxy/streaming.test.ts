@@ -1,0 +1,129 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { ProxyAgent, request } from 'undici';
+import { parseResolveRule } from '../../../src/proxy/index.js';
+import { startProxy } from '../../helpers/harness.js';
+import { makeLeaf, makeTestCa } from '../../helpers/pki.js';
+import { startUpstream } from '../../helpers/upstream.js';
+
+const MiB = 1024 * 1024;
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+/** A stream of `total` bytes made of a repeating pattern, produced lazily. */
+function pattern(total: number): Readable {
+  const chunk = Buffer.alloc(64 * 1024, 'abcdefghijklmnopqrstuvwxyz');
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      const n = Math.min(chunk.length, total - sent);
+      sent += n;
+      this.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    },
+  });
+}
+
+describe('full level streaming', () => {
+  it('streams 200 MiB each way with bounded memory and records the truncated head', async () => {
+    const size = 200 * MiB;
+    const ca = await makeTestCa();
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(ca, ['big.example.test']),
+      keepBody: false,
+      handler: (_req, res) => {
+        res.writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(size),
+        });
+        pattern(size).pipe(res);
+      },
+    });
+    const h = await startProxy({
+      level: 'full',
+      maxBody: MiB,
+      upstreamCa: [ca.certPem],
+      resolve: [parseResolveRule(`big.example.test:443:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+    closers.push(() => agent.close());
+
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    try {
+      const r = await request('https://big.example.test/upload', {
+        dispatcher: agent,
+        method: 'POST',
+        body: pattern(size),
+        headers: { 'content-length': String(size) },
+      });
+      let received = 0;
+      for await (const c of r.body) received += (c as Buffer).length;
+      expect(r.statusCode).toBe(200);
+      expect(received).toBe(size);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(upstream.requests[0]!.bodyBytes).toBe(size);
+    // Client, upstream and proxy share this process: all of them together stay bounded.
+    expect(peak - before).toBeLessThan(150 * MiB);
+
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    const rec = h.recorder.requests[0]!;
+    expect(rec.outcome).toBe('ok');
+    expect(rec.requestSize).toBe(size);
+    expect(rec.responseSize).toBe(size);
+    for (const body of [rec.requestBody!, rec.responseBody!]) {
+      expect(body.truncated).toBe(true);
+      expect(body.size).toBe(size);
+      expect(body.data.length).toBe(MiB);
+      expect(body.data.subarray(0, 26).toString()).toBe('abcdefghijklmnopqrstuvwxyz');
+    }
+  }, 120_000);
+
+  it('keeps a body below the cap whole and unmarked', async () => {
+    const ca = await makeTestCa();
+    const upstream = await startUpstream({ leaf: await makeLeaf(ca, ['small.example.test']) });
+    const h = await startProxy({
+      level: 'full',
+      maxBody: 1000,
+      upstreamCa: [ca.certPem],
+      resolve: [parseResolveRule(`small.example.test:443:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+    closers.push(() => agent.close());
+    const r = await request('https://small.example.test/x', {
+      dispatcher: agent,
+      method: 'PUT',
+      body: 'x'.repeat(1000),
+    });
+    await r.body.text();
+    const r2 = await request('https://small.example.test/y', {
+      dispatcher: agent,
+      method: 'PUT',
+      body: 'y'.repeat(1001),
+    });
+    await r2.body.text();
+    await h.recorder.until(
+      () => h.recorder.requests.length === 2 && h.recorder.requests.every((x) => x.outcome),
+    );
+    const [a, b] = h.recorder.requests;
+    expect(a!.requestBody).toMatchObject({ truncated: false, size: 1000 });
+    expect(a!.requestBody!.data.length).toBe(1000);
+    expect(b!.requestBody).toMatchObject({ truncated: true, size: 1001 });
+    expect(b!.requestBody!.data.length).toBe(1000);
+    expect(upstream.requests[1]!.bodyBytes).toBe(1001);
+  });
+});
