@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import {
+  decodeAddress,
+  findSocketOwner,
+  killTree,
+  parseProcNet,
+  processTree,
+} from '../../../src/monitor/index.js';
+
+describe('procfs parsing', () => {
+  it('decodes IPv4, IPv6 and IPv4-mapped addresses as the kernel writes them', () => {
+    expect(decodeAddress('0100007F')).toBe('127.0.0.1');
+    expect(decodeAddress('0202A8C0')).toBe('192.168.2.2');
+    expect(decodeAddress('00000000000000000000000001000000')).toBe('::1');
+    expect(decodeAddress('0000000000000000FFFF00000100007F')).toBe('127.0.0.1');
+    expect(decodeAddress('B80D0120000000000000000001000000')).toBe('2001:db8::1');
+  });
+
+  it('parses a recorded /proc/net/tcp table', () => {
+    const text = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0',
+      '   1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  1000        0 67890 1 0000000000000000 20 4 30 10 -1',
+    ].join('\n');
+    expect(parseProcNet(text, 'tcp')).toEqual([
+      {
+        protocol: 'tcp',
+        localAddr: '127.0.0.1',
+        localPort: 8080,
+        remoteAddr: '0.0.0.0',
+        remotePort: 0,
+        state: 10,
+        inode: 12345,
+      },
+      {
+        protocol: 'tcp',
+        localAddr: '127.0.0.1',
+        localPort: 54321,
+        remoteAddr: '127.0.0.1',
+        remotePort: 8080,
+        state: 1,
+        inode: 67890,
+      },
+    ]);
+  });
+});
+
+describe('socket owner and process tree (live procfs)', () => {
+  let server: Server;
+  const children: ChildProcess[] = [];
+  afterEach(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    children.length = 0;
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  });
+
+  it('finds the process behind a client socket from its source port', async () => {
+    const accepted = new Promise<Socket>((resolve) => {
+      server = createServer((s) => resolve(s));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const child = spawn(process.execPath, [
+      '-e',
+      `require('net').connect(${port}, '127.0.0.1'); setInterval(() => {}, 1000)`,
+    ]);
+    children.push(child);
+    const sock = await accepted;
+    const owner = findSocketOwner(sock.remoteAddress!, sock.remotePort!);
+    expect(owner).toEqual({ pid: child.pid, exe: process.execPath });
+    expect(findSocketOwner('127.0.0.1', 1)).toBeNull();
+    sock.destroy();
+  });
+
+  it('kills a whole process tree, grandchildren included', async () => {
+    server = createServer();
+    const child = spawn('sh', ['-c', 'sleep 30 & sleep 30 & wait']);
+    children.push(child);
+    await new Promise((r) => setTimeout(r, 300));
+    const tree = processTree(child.pid!);
+    expect(tree.length).toBe(3);
+    const exited = new Promise((r) => child.once('exit', r));
+    expect(killTree(child.pid!, 200).sort()).toEqual([...tree].sort());
+    await exited;
+    await new Promise((r) => setTimeout(r, 300));
+    for (const pid of tree) expect(isAlive(pid)).toBe(false);
+  });
+});
