@@ -4,6 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import {
   decodeAddress,
   findSocketOwner,
+  isAlive,
   killTree,
   parseProcNet,
   processTree,
