@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { register as registerPolicy } from './commands/policy.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -22,5 +23,6 @@ export function buildProgram(): Command {
     });
   program.enablePositionalOptions();
   // Commands register themselves here (one line each).
+  registerPolicy(program);
   return program;
 }
