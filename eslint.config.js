@@ -33,7 +33,7 @@ function boundaryRule(mod) {
 }
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test-results/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'coverage/**', 'test-results/**', 'bench/results/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
