@@ -1,4 +1,5 @@
-import { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
+import { CommanderError } from 'commander';
 import { exitCodeFor, formatError } from '../core/index.js';
 import { buildProgram } from './program.js';
 
