@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { register as registerCa } from './commands/ca.js';
 import { register as registerPolicy } from './commands/policy.js';
 
 const require = createRequire(import.meta.url);
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     });
   program.enablePositionalOptions();
   // Commands register themselves here (one line each).
+  registerCa(program);
   registerPolicy(program);
   return program;
 }

@@ -1,0 +1,112 @@
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { TrustRunError } from '../core/index.js';
+import { caSecrets, type CertificateAuthority } from './authority.js';
+import { pemEncode } from './der.js';
+import { normalizeHost } from './hostname.js';
+import { leafTemplate, mintLeaf, processLeafKey, type LeafKey, type LeafTemplate } from './leaf.js';
+import { ExpiringLru, TurnQueue } from './lru.js';
+
+export interface LeafMinterOptions {
+  /** Most secure contexts kept (default 1000); the least recently used goes first. */
+  maxEntries?: number;
+  /** How long a context is reused (default 12 hours). */
+  ttlMs?: number;
+}
+
+export interface MinterStats {
+  /** Certificates signed so far. */
+  minted: number;
+  /** Calls answered without minting (from the cache, or by joining a mint in progress). */
+  hits: number;
+  /** Contexts in the cache now. */
+  size: number;
+}
+
+export type SniCallback = (
+  servername: string,
+  cb: (err: Error | null, ctx?: SecureContext) => void,
+) => void;
+
+/**
+ * Mints leaf certificates signed by the local CA and serves them as TLS secure contexts, one per
+ * host, from a bounded cache with an expiry. All leaves share one key generated once per process;
+ * concurrent first requests for a host share one mint.
+ */
+export class LeafMinter {
+  private readonly cache: ExpiringLru<SecureContext>;
+  private readonly pending = new Map<string, Promise<SecureContext>>();
+  private readonly queue = new TurnQueue();
+  private minted = 0;
+  private hits = 0;
+
+  private constructor(
+    private readonly template: LeafTemplate,
+    private readonly key: LeafKey,
+    private readonly ttlMs: number,
+    maxEntries: number,
+  ) {
+    this.cache = new ExpiringLru(maxEntries);
+  }
+
+  static async create(ca: CertificateAuthority, opts: LeafMinterOptions = {}): Promise<LeafMinter> {
+    const maxEntries = opts.maxEntries ?? 1000;
+    const ttlMs = opts.ttlMs ?? 12 * 3_600_000;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new TrustRunError(
+        'TR_CONFIG',
+        `maxEntries must be a whole number of at least 1, got ${maxEntries}`,
+      );
+    }
+    if (!(ttlMs > 0)) throw new TrustRunError('TR_CONFIG', `ttlMs must be positive, got ${ttlMs}`);
+    const secrets = caSecrets(ca);
+    const key = await processLeafKey();
+    return new LeafMinter(leafTemplate(secrets, key), key, ttlMs, maxEntries);
+  }
+
+  /** The TLS context for `hostname` (SNI, CONNECT host or IP literal), minted on first use. */
+  async getSecureContext(hostname: string): Promise<SecureContext> {
+    const host = normalizeHost(hostname);
+    const cached = this.cache.get(host.name, Date.now());
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    const inFlight = this.pending.get(host.name);
+    if (inFlight) {
+      this.hits++;
+      return inFlight;
+    }
+    const job = this.queue
+      .run(async () => {
+        const leaf = await mintLeaf(this.template, host);
+        const ctx = createSecureContext({
+          key: this.key.keyPem,
+          cert: pemEncode('CERTIFICATE', leaf.certDer),
+          minVersion: 'TLSv1.2',
+        });
+        return { ctx, notAfter: leaf.notAfter.getTime() };
+      })
+      .then(({ ctx, notAfter }) => {
+        this.minted++;
+        this.cache.set(host.name, ctx, Math.min(Date.now() + this.ttlMs, notAfter));
+        return ctx;
+      })
+      .finally(() => this.pending.delete(host.name));
+    this.pending.set(host.name, job);
+    return job;
+  }
+
+  /** A function to pass as `SNICallback` to `tls.createServer` / `new tls.TLSSocket`. */
+  sniCallback(): SniCallback {
+    return (servername, cb) => {
+      this.getSecureContext(servername).then(
+        (ctx) => cb(null, ctx),
+        (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+      );
+    };
+  }
+
+  stats(): MinterStats {
+    return { minted: this.minted, hits: this.hits, size: this.cache.size };
+  }
+}
