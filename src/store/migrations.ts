@@ -1,0 +1,190 @@
+import type { Database } from 'better-sqlite3';
+import { TrustRunError } from '../core/index.js';
+
+/**
+ * Versioned schema migrations, applied in order at open, each once (recorded in
+ * `schema_migrations`). Append new ones; never edit one that has shipped.
+ *
+ * Shape rules that keep later changes cheap: enumerations (kind, status, outcome, mode, action)
+ * are plain TEXT checked in code, not CHECK constraints, so new values need no table rewrite;
+ * new fields are added with ALTER TABLE ... ADD COLUMN; new record kinds get new tables.
+ * Clear columns hold only non-PHI fields; URL path+query, headers and bodies are sealed BLOBs.
+ *
+ * Indexes are kept few (each one costs every insert): ids are time-ordered, so time ranges are
+ * served by the primary key (see reads.ts), lists by session and host by (session_id, id) and
+ * (host, id).
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE store_meta (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE sessions (
+  id          TEXT PRIMARY KEY,
+  kind        TEXT NOT NULL,
+  command     TEXT,              -- JSON array of strings
+  policy      TEXT,
+  level       TEXT NOT NULL,
+  listen      TEXT,
+  pid         INTEGER,           -- the TrustRun process that owns the session
+  owner_token TEXT,              -- boot id + start time of that process: pid reuse guard
+  started_at  INTEGER NOT NULL,
+  ended_at    INTEGER,
+  status      TEXT NOT NULL,
+  exit_code   INTEGER,
+  shredded_at INTEGER
+);
+CREATE INDEX sessions_status ON sessions(status);
+
+CREATE TABLE session_keys (
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  key_id     TEXT NOT NULL,
+  wrapped    BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, key_id)
+);
+CREATE UNIQUE INDEX session_keys_key_id ON session_keys(key_id);
+
+CREATE TABLE connections (
+  id             TEXT PRIMARY KEY,
+  session_id     TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  started_at     INTEGER NOT NULL,
+  ended_at       INTEGER,
+  client_addr    TEXT,
+  client_port    INTEGER,
+  pid            INTEGER,
+  exe            TEXT,
+  host           TEXT NOT NULL,
+  port           INTEGER NOT NULL,
+  ip             TEXT,
+  sni            TEXT,
+  alpn           TEXT,
+  mode           TEXT NOT NULL,
+  bytes_up       INTEGER NOT NULL DEFAULT 0,
+  bytes_down     INTEGER NOT NULL DEFAULT 0,
+  outcome        TEXT,
+  reason         TEXT,
+  verdict_action TEXT,
+  verdict_rule   TEXT,
+  violation      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX connections_session ON connections(session_id, id);
+CREATE INDEX connections_host ON connections(host, id);
+
+CREATE TABLE requests (
+  id                      TEXT PRIMARY KEY,
+  session_id              TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  connection_id           TEXT,  -- not a foreign key: a request record never waits on its connection's
+  started_at              INTEGER NOT NULL,
+  ended_at                INTEGER,
+  method                  TEXT NOT NULL,
+  scheme                  TEXT NOT NULL,
+  host                    TEXT NOT NULL,
+  port                    INTEGER NOT NULL,
+  status                  INTEGER,
+  request_size            INTEGER,
+  response_size           INTEGER,
+  duration_ms             REAL,
+  ttfb_ms                 REAL,
+  outcome                 TEXT,
+  reason                  TEXT,
+  verdict_action          TEXT,
+  verdict_rule            TEXT,
+  violation               INTEGER NOT NULL DEFAULT 0,
+  pid                     INTEGER,
+  exe                     TEXT,
+  request_body_truncated  INTEGER NOT NULL DEFAULT 0,
+  response_body_truncated INTEGER NOT NULL DEFAULT 0,
+  url                     BLOB NOT NULL,  -- sealed: path + query
+  request_headers         BLOB NOT NULL,  -- sealed header list (headers.ts)
+  response_headers        BLOB,           -- sealed
+  request_body            BLOB,           -- sealed
+  response_body           BLOB            -- sealed
+);
+CREATE INDEX requests_session ON requests(session_id, id);
+CREATE INDEX requests_host ON requests(host, id);
+
+CREATE TABLE violations (
+  id            TEXT PRIMARY KEY,
+  session_id    TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  time          INTEGER NOT NULL,
+  host          TEXT NOT NULL,
+  port          INTEGER NOT NULL,
+  method        TEXT,
+  action        TEXT NOT NULL,
+  rule          TEXT,
+  rule_index    INTEGER,
+  reason        TEXT NOT NULL,
+  explanation   TEXT NOT NULL,
+  enforced      INTEGER NOT NULL DEFAULT 0,
+  connection_id TEXT,
+  request_id    TEXT
+);
+CREATE INDEX violations_session ON violations(session_id, id);
+CREATE INDEX violations_time ON violations(time);
+CREATE INDEX violations_host ON violations(host, id);
+`,
+  },
+];
+
+/** Applies the migrations not yet recorded; returns the versions applied now. */
+export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]!.version <= migrations[i - 1]!.version) {
+      throw new TrustRunError('TR_INTERNAL', 'migrations must have increasing versions');
+    }
+  }
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`);
+  const applied: number[] = [];
+  const run = db.transaction(() => {
+    const done = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    const latest = migrations.at(-1)?.version ?? 0;
+    const newest = Math.max(0, ...done);
+    if (newest > latest) {
+      throw new TrustRunError(
+        'TR_STORE',
+        `the database was written by a newer TrustRun (schema version ${newest}, this one knows up to ${latest})`,
+        { hint: 'Upgrade TrustRun, or use another --data-dir.' },
+      );
+    }
+    const record = db.prepare(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+    );
+    for (const m of migrations) {
+      if (done.has(m.version)) continue;
+      db.exec(m.sql);
+      record.run(m.version, m.name, Date.now());
+      applied.push(m.version);
+    }
+  });
+  run.immediate();
+  return applied;
+}
+
+/** The versions recorded as applied, in order. */
+export function appliedVersions(db: Database): number[] {
+  return (
+    db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as {
+      version: number;
+    }[]
+  ).map((r) => r.version);
+}

@@ -1,0 +1,238 @@
+import type { Statement } from 'better-sqlite3';
+import { TrustRunError } from '../core/index.js';
+import type { Db } from './db.js';
+import type {
+  ConnectionQuery,
+  ConnectionRow,
+  Page,
+  PageQuery,
+  RequestQuery,
+  RequestRow,
+  SessionDetail,
+  SessionRow,
+  ViolationQuery,
+  ViolationRow,
+} from './types.js';
+
+/** Read queries over the clear columns. Statements are prepared once per distinct shape. */
+
+const SESSION_COLS = `id, kind, command, policy, level, listen, pid, started_at AS startedAt,
+  ended_at AS endedAt, status, exit_code AS exitCode, shredded_at AS shreddedAt`;
+
+const CONNECTION_COLS = `id, session_id AS sessionId, started_at AS startedAt, ended_at AS endedAt,
+  client_addr AS clientAddr, client_port AS clientPort, pid, exe, host, port, ip, sni, alpn, mode,
+  bytes_up AS bytesUp, bytes_down AS bytesDown, outcome, reason, verdict_action AS verdictAction,
+  verdict_rule AS verdictRule, violation`;
+
+const REQUEST_COLS = `id, session_id AS sessionId, connection_id AS connectionId,
+  started_at AS startedAt, ended_at AS endedAt, method, scheme, host, port, status,
+  request_size AS requestSize, response_size AS responseSize, duration_ms AS durationMs,
+  ttfb_ms AS ttfbMs, outcome, reason, verdict_action AS verdictAction, verdict_rule AS verdictRule,
+  violation, pid, exe, request_body_truncated AS requestBodyTruncated,
+  response_body_truncated AS responseBodyTruncated`;
+
+const VIOLATION_COLS = `id, session_id AS sessionId, time, host, port, method, action, rule,
+  rule_index AS ruleIndex, reason, explanation, enforced, connection_id AS connectionId,
+  request_id AS requestId`;
+
+/** A request's clear columns, its sealed blobs as stored, and whether its session was shredded. */
+export interface RequestRecord {
+  row: RequestRow;
+  sealed: {
+    url: Buffer;
+    request_headers: Buffer;
+    response_headers: Buffer | null;
+    request_body: Buffer | null;
+    response_body: Buffer | null;
+  };
+  sessionShreddedAt: number | null;
+}
+
+const ID_RE = /^[0-9a-z]{9}[0-9a-f]{12}$/;
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+
+type Filter = [sql: string, value: unknown];
+
+export class Reader {
+  private readonly cache = new Map<string, Statement>();
+
+  constructor(private readonly db: Db) {}
+
+  listSessions(q: PageQuery = {}): Page<SessionRow> {
+    return this.list('sessions', SESSION_COLS, q, [], toSession);
+  }
+
+  getSession(id: string): SessionDetail | null {
+    const row = this.stmt(`SELECT ${SESSION_COLS} FROM sessions WHERE id = ?`).get(id) as
+      Record<string, unknown> | undefined;
+    if (!row) return null;
+    const counts = this.stmt(
+      `SELECT (SELECT COUNT(*) FROM connections WHERE session_id = @id) AS connections,
+              (SELECT COUNT(*) FROM requests WHERE session_id = @id) AS requests,
+              (SELECT COUNT(*) FROM violations WHERE session_id = @id) AS violations`,
+    ).get({ id }) as SessionDetail['counts'];
+    return { ...toSession(row), counts: { ...counts } };
+  }
+
+  listConnections(q: ConnectionQuery = {}): Page<ConnectionRow> {
+    const filters: Filter[] = [];
+    if (q.sessionId !== undefined) filters.push(['session_id = ?', str('sessionId', q.sessionId)]);
+    if (q.host !== undefined) filters.push(hostFilter(q.host));
+    if (q.violation !== undefined) filters.push(['violation = ?', q.violation ? 1 : 0]);
+    filters.push(...timeFilters('started_at', q));
+    return this.list('connections', CONNECTION_COLS, q, filters, toConnection);
+  }
+
+  listRequests(q: RequestQuery = {}): Page<RequestRow> {
+    const filters: Filter[] = [];
+    if (q.sessionId !== undefined) filters.push(['session_id = ?', str('sessionId', q.sessionId)]);
+    if (q.host !== undefined) filters.push(hostFilter(q.host));
+    if (q.method !== undefined) filters.push(['method = ?', str('method', q.method).toUpperCase()]);
+    if (q.status !== undefined) filters.push(['status = ?', int('status', q.status, 0, 999)]);
+    if (q.violation !== undefined) filters.push(['violation = ?', q.violation ? 1 : 0]);
+    filters.push(...timeFilters('started_at', q));
+    return this.list('requests', REQUEST_COLS, q, filters, toRequest);
+  }
+
+  listViolations(q: ViolationQuery = {}): Page<ViolationRow> {
+    const filters: Filter[] = [];
+    if (q.sessionId !== undefined) filters.push(['session_id = ?', str('sessionId', q.sessionId)]);
+    if (q.host !== undefined) filters.push(hostFilter(q.host));
+    if (q.enforced !== undefined) filters.push(['enforced = ?', q.enforced ? 1 : 0]);
+    filters.push(...timeFilters('time', q));
+    return this.list('violations', VIOLATION_COLS, q, filters, toViolation);
+  }
+
+  /** The request with its sealed blobs (not opened), or null. */
+  getRequestRecord(id: string): RequestRecord | null {
+    const row = this.stmt(`SELECT ${REQUEST_COLS} FROM requests WHERE id = ?`).get(id) as
+      Record<string, unknown> | undefined;
+    if (!row) return null;
+    const sealed = this.stmt(
+      `SELECT url, request_headers, response_headers, request_body, response_body
+       FROM requests WHERE id = ?`,
+    ).get(id) as RequestRecord['sealed'];
+    const session = this.stmt('SELECT shredded_at AS shreddedAt FROM sessions WHERE id = ?').get(
+      row.sessionId,
+    ) as { shreddedAt: number | null } | undefined;
+    return { row: toRequest(row), sealed, sessionShreddedAt: session?.shreddedAt ?? null };
+  }
+
+  private list<T extends { id: string }>(
+    table: string,
+    cols: string,
+    q: PageQuery,
+    filters: Filter[],
+    map: (row: Record<string, unknown>) => T,
+  ): Page<T> {
+    const limit = q.limit === undefined ? DEFAULT_LIMIT : int('limit', q.limit, 1, MAX_LIMIT);
+    const desc = (q.order ?? 'desc') === 'desc';
+    if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') {
+      throw usage(`order must be 'asc' or 'desc', got ${JSON.stringify(q.order)}`);
+    }
+    const all = [...filters];
+    if (q.cursor !== undefined && q.cursor !== null) {
+      if (typeof q.cursor !== 'string' || !ID_RE.test(q.cursor)) {
+        throw usage(`invalid cursor ${JSON.stringify(q.cursor)}`);
+      }
+      all.push([desc ? 'id < ?' : 'id > ?', q.cursor]);
+    }
+    const where = all.length ? `WHERE ${all.map(([sql]) => sql).join(' AND ')}` : '';
+    const sql = `SELECT ${cols} FROM ${table} ${where} ORDER BY id ${desc ? 'DESC' : 'ASC'} LIMIT ?`;
+    const rows = this.stmt(sql).all(...all.map(([, v]) => v), limit + 1) as Record<
+      string,
+      unknown
+    >[];
+    const more = rows.length > limit;
+    const items = (more ? rows.slice(0, limit) : rows).map(map);
+    return { items, nextCursor: more ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  private stmt(sql: string): Statement {
+    let s = this.cache.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.cache.set(sql, s);
+    }
+    return s;
+  }
+}
+
+/** Host filter: case-insensitive; `*` matches any characters, dots included. */
+export function hostFilter(pattern: string): Filter {
+  const p = str('host', pattern).trim().toLowerCase();
+  if (!p.includes('*')) return ['host = ?', p];
+  return ['host GLOB ?', p.replace(/[[\]?]/g, (c) => `[${c}]`)];
+}
+
+/**
+ * Ids start with their creation time (core's newId), which is never earlier than the record's
+ * start time: `since` also bounds the id, so the primary key index serves time ranges. A minute
+ * of slack covers a clock stepped back between the two readings.
+ */
+const ID_TIME_SLACK_MS = 60_000;
+
+export function idLowerBound(since: number): string {
+  return Math.max(0, Math.floor(since - ID_TIME_SLACK_MS))
+    .toString(36)
+    .padStart(9, '0');
+}
+
+function timeFilters(column: string, q: { since?: number; until?: number }): Filter[] {
+  const out: Filter[] = [];
+  if (q.since !== undefined) {
+    out.push([`${column} >= ?`, time('since', q.since)]);
+    out.push(['id >= ?', idLowerBound(q.since)]);
+  }
+  if (q.until !== undefined) out.push([`${column} < ?`, time('until', q.until)]);
+  return out;
+}
+
+function usage(message: string): TrustRunError {
+  return new TrustRunError('TR_USAGE', message);
+}
+
+function str(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) throw usage(`${name} must be a non-empty string`);
+  return v;
+}
+
+function int(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw usage(`${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function time(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw usage(`${name} must be a time in milliseconds since the epoch, got ${String(v)}`);
+  }
+  return v;
+}
+
+function flags(row: Record<string, unknown>) {
+  return {
+    violation: row.violation === 1,
+    requestBodyTruncated: row.requestBodyTruncated === 1,
+    responseBodyTruncated: row.responseBodyTruncated === 1,
+  };
+}
+
+function toSession(row: Record<string, unknown>): SessionRow {
+  const r = row as unknown as SessionRow & { command: string | null };
+  return { ...r, command: r.command === null ? null : (JSON.parse(r.command) as string[]) };
+}
+
+function toConnection(row: Record<string, unknown>): ConnectionRow {
+  return { ...(row as unknown as ConnectionRow), violation: row.violation === 1 };
+}
+
+function toRequest(row: Record<string, unknown>): RequestRow {
+  return { ...(row as unknown as RequestRow), ...flags(row) };
+}
+
+function toViolation(row: Record<string, unknown>): ViolationRow {
+  return { ...(row as unknown as ViolationRow), enforced: row.enforced === 1 };
+}

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { TrustRunError } from '../core/index.js';
+import { aeadOpen, aeadSeal, loadAead } from './aead.js';
+
+/**
+ * Sealed values: XChaCha20-Poly1305-IETF (see aead.ts), one fresh random 24-byte nonce per value,
+ * associated data binding (format version, table, record id, field, key id).
+ *
+ * Stored blob: [version 1 byte][key id 8 bytes][nonce 24 bytes][ciphertext + 16-byte tag].
+ * A blob moved to another row or field, a changed record id or any flipped byte fails to open.
+ */
+export const SEAL_VERSION = 1;
+export const KEY_ID_BYTES = 8;
+export const NONCE_BYTES = 24;
+const TAG_BYTES = 16;
+const HEADER_BYTES = 1 + KEY_ID_BYTES;
+/** Bytes a sealed blob adds to its plaintext. */
+export const SEAL_OVERHEAD = HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
+
+/** A session's data key. `keyId` is 16 hex characters (8 bytes). */
+export interface DataKey {
+  keyId: string;
+  key: Uint8Array;
+}
+
+/** Where a sealed value lives; bound into its associated data. */
+export interface SealContext {
+  table: string;
+  recordId: string;
+  field: string;
+}
+
+/** Finds the data key for a key id, or explains why there is none (e.g. shredded). */
+export type KeyLookup = (keyId: string) => DataKey | { missing: string };
+
+/** Resolves once libsodium is loaded; every function below needs it. */
+export async function loadSealing(): Promise<void> {
+  await loadAead();
+}
+
+export function newDataKey(): DataKey {
+  return { keyId: randomBytes(KEY_ID_BYTES).toString('hex'), key: new Uint8Array(randomBytes(32)) };
+}
+
+// Nonces come from node's CSPRNG in blocks: one randomBytes call per 512 nonces instead of per
+// value (each call costs ~3 µs; libsodium's randombytes_buf is slower still).
+const NONCE_BLOCK = NONCE_BYTES * 512;
+let noncePool = Buffer.alloc(0);
+let nonceOffset = 0;
+
+function nextNonce(): Buffer {
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_BLOCK);
+    nonceOffset = 0;
+  }
+  const nonce = noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES);
+  nonceOffset += NONCE_BYTES;
+  return nonce;
+}
+
+const PART = '[A-Za-z0-9_.:-]+';
+const AD_SHAPE = new RegExp(`^trustrun-seal/\\d+/${PART}/${PART}/${PART}/${PART}$`);
+
+/**
+ * The associated data of a sealed value. Parts may not contain the separator (checked on the
+ * whole string), so no two contexts give the same bytes.
+ */
+export function associatedData(version: number, ctx: SealContext, keyId: string): Buffer {
+  const ad = `trustrun-seal/${version}/${ctx.table}/${ctx.recordId}/${ctx.field}/${keyId}`;
+  if (!AD_SHAPE.test(ad)) {
+    throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
+  }
+  return Buffer.from(ad, 'latin1');
+}
+
+export function sealValue(
+  dataKey: DataKey,
+  ctx: SealContext,
+  plaintext: Uint8Array | string,
+): Buffer {
+  const message = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
+  const nonce = nextNonce();
+  const ad = associatedData(SEAL_VERSION, ctx, dataKey.keyId);
+  const blob = Buffer.allocUnsafe(HEADER_BYTES + NONCE_BYTES + message.length + TAG_BYTES);
+  blob[0] = SEAL_VERSION;
+  blob.write(dataKey.keyId, 1, KEY_ID_BYTES, 'hex');
+  nonce.copy(blob, HEADER_BYTES);
+  aeadSeal(dataKey.key, nonce, ad, message, blob, HEADER_BYTES + NONCE_BYTES);
+  return blob;
+}
+
+/** The key id a blob names, or null when it is not a sealed blob of a known version. */
+export function sealedKeyId(blob: Uint8Array): string | null {
+  if (blob.length < SEAL_OVERHEAD || blob[0] !== SEAL_VERSION) return null;
+  return Buffer.from(blob.buffer, blob.byteOffset + 1, KEY_ID_BYTES).toString('hex');
+}
+
+export function openValue(keys: DataKey | KeyLookup, ctx: SealContext, blob: Uint8Array): Buffer {
+  const where = `${ctx.table}.${ctx.field} of record ${ctx.recordId}`;
+  if (blob.length < SEAL_OVERHEAD) {
+    throw sealError(`cannot open ${where}: the sealed value is truncated`);
+  }
+  if (blob[0] !== SEAL_VERSION) {
+    throw sealError(`cannot open ${where}: unknown sealed format version ${blob[0]}`);
+  }
+  const keyId = Buffer.from(blob.buffer, blob.byteOffset + 1, KEY_ID_BYTES).toString('hex');
+  let dataKey: DataKey;
+  if (typeof keys === 'function') {
+    const found = keys(keyId);
+    if ('missing' in found) throw sealError(`cannot open ${where}: ${found.missing}`);
+    dataKey = found;
+  } else {
+    dataKey = keys;
+  }
+  if (dataKey.keyId !== keyId) {
+    throw sealError(`cannot open ${where}: it was sealed with another key (${keyId})`);
+  }
+  const nonce = blob.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES);
+  const ct = blob.subarray(HEADER_BYTES + NONCE_BYTES);
+  let plain: Buffer | null = null;
+  try {
+    plain = aeadOpen(dataKey.key, nonce, associatedData(SEAL_VERSION, ctx, keyId), ct);
+  } catch {
+    plain = null;
+  }
+  if (plain === null) {
+    throw sealError(
+      `cannot open ${where}: authentication failed (the value was altered, or belongs to another record or field)`,
+    );
+  }
+  return plain;
+}
+
+function sealError(message: string): TrustRunError {
+  return new TrustRunError('TR_SEAL_OPEN', message, {
+    hint: 'The database may have been modified outside TrustRun, or the wrong key is in use.',
+  });
+}

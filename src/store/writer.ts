@@ -1,0 +1,229 @@
+import type { Statement } from 'better-sqlite3';
+import { TrustRunError } from '../core/index.js';
+import { describeSqliteError, type Db } from './db.js';
+
+/**
+ * The batching writer. Operations are queued and committed together in one transaction per
+ * batch: when the event loop next turns (setImmediate), or at once when `batchMax` are waiting.
+ * An operation with a waiter (a request record: audit before forward) resolves only after the
+ * transaction holding it has committed, so concurrent requests share one commit (group commit).
+ *
+ * When a commit fails (disk full, database locked or closed): waiters are rejected with
+ * TR_STORE_UNAVAILABLE at once (the proxy then refuses the request); the other operations are
+ * kept, in order, and tried again with the next batch or after a short back-off, up to
+ * `maxRetained` of them; `healthy` is false until a commit succeeds.
+ */
+export interface WriteOp {
+  stmt: Statement;
+  args: unknown[];
+  /** What the operation writes, for error messages (never data). */
+  what: string;
+  waiter?: Waiter;
+}
+
+/** Settles the promise of an operation that a caller awaits (made once per operation, no closures). */
+export interface Waiter {
+  /** Passed to resolve. */
+  value: string;
+  resolve: (value: string) => void;
+  reject: (err: Error) => void;
+  /** Called with `value` when the operation is rejected. */
+  onReject?: (value: string) => void;
+}
+
+function rejectWaiter(w: Waiter | undefined, err: Error): void {
+  if (!w) return;
+  w.onReject?.(w.value);
+  w.reject(err);
+}
+
+export interface WriterOptions {
+  batchMax: number;
+  maxRetained: number;
+  onError: (err: TrustRunError) => void;
+}
+
+export interface WriterStats {
+  commits: number;
+  failedCommits: number;
+  committedOps: number;
+  droppedOps: number;
+}
+
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 2000;
+
+export class BatchWriter {
+  healthy = true;
+  closed = false;
+  readonly stats: WriterStats = { commits: 0, failedCommits: 0, committedOps: 0, droppedOps: 0 };
+  private queue: WriteOp[] = [];
+  private immediate: NodeJS.Immediate | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private backoffMs = 0;
+  private draining = false;
+  private readonly begin: Statement;
+  private readonly commitStmt: Statement;
+  private readonly rollback: Statement;
+
+  constructor(
+    private readonly db: Db,
+    private readonly opts: WriterOptions,
+  ) {
+    this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.commitStmt = db.prepare('COMMIT');
+    this.rollback = db.prepare('ROLLBACK');
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  enqueue(op: WriteOp): void {
+    if (this.closed) throw closedError();
+    this.queue.push(op);
+    if (this.queue.length >= this.opts.batchMax) this.drain();
+    else this.schedule();
+  }
+
+  /** Commits everything queued; returns the error of the first failed commit, if any. */
+  drain(): TrustRunError | null {
+    if (this.draining) return null; // re-entered from a callback: the running loop goes on
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
+    }
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.opts.batchMax);
+        const err = this.commit(batch);
+        if (err) return err;
+      }
+      return null;
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Stops timers; returns the operations that could not be written (rejecting their waiters). */
+  stop(reason: TrustRunError): number {
+    this.closed = true;
+    if (this.immediate) clearImmediate(this.immediate);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.immediate = null;
+    this.retryTimer = null;
+    const lost = this.queue.length;
+    for (const op of this.queue) rejectWaiter(op.waiter, reason);
+    this.queue = [];
+    return lost;
+  }
+
+  private schedule(): void {
+    if (this.immediate || this.draining) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = null;
+      this.drain();
+    });
+  }
+
+  private commit(batch: WriteOp[]): TrustRunError | null {
+    const refused: [WriteOp, unknown][] = [];
+    try {
+      this.begin.run();
+      for (const op of batch) {
+        try {
+          op.stmt.run(op.args);
+        } catch (err) {
+          if (!isRowError(err)) throw err;
+          refused.push([op, err]); // SQLite undid this statement only; the batch goes on
+        }
+      }
+      this.commitStmt.run();
+    } catch (err) {
+      if (this.db.open && this.db.inTransaction) {
+        try {
+          this.rollback.run();
+        } catch {
+          // The connection is unusable; the failure below says why.
+        }
+      }
+      return this.fail(batch, err);
+    }
+    this.stats.commits++;
+    this.stats.committedOps += batch.length - refused.length;
+    this.healthy = true;
+    this.backoffMs = 0;
+    const refusedOps = new Set(refused.map(([op]) => op));
+    for (const op of batch) {
+      if (op.waiter && !refusedOps.has(op)) op.waiter.resolve(op.waiter.value);
+    }
+    for (const [op, cause] of refused) {
+      this.stats.droppedOps++;
+      const err = new TrustRunError(
+        'TR_STORE',
+        `the store refused ${op.what}: ${describeSqliteError(cause)}`,
+        { cause },
+      );
+      rejectWaiter(op.waiter, err);
+      this.opts.onError(err);
+    }
+    return null;
+  }
+
+  private fail(batch: WriteOp[], cause: unknown): TrustRunError {
+    this.healthy = false;
+    this.stats.failedCommits++;
+    const err = new TrustRunError(
+      'TR_STORE_UNAVAILABLE',
+      `the store cannot be written: ${this.db.open ? describeSqliteError(cause) : 'the database is closed'}`,
+      { cause, hint: 'Check free disk space and that no other program holds the database locked.' },
+    );
+    // Fail fast: every waiting request is refused now, not after the back-off.
+    const keep: WriteOp[] = [];
+    for (const op of [...batch, ...this.queue]) {
+      if (op.waiter) rejectWaiter(op.waiter, err);
+      else keep.push(op);
+    }
+    const over = keep.length - this.opts.maxRetained;
+    if (over > 0) {
+      keep.splice(0, over);
+      this.stats.droppedOps += over;
+    }
+    this.queue = keep;
+    this.opts.onError(
+      over > 0
+        ? new TrustRunError(
+            'TR_STORE_UNAVAILABLE',
+            `${err.message}; ${over} queued records were dropped`,
+            {
+              cause,
+            },
+          )
+        : err,
+    );
+    if (this.queue.length > 0 && this.db.open && !this.retryTimer) {
+      this.backoffMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.backoffMs * 2));
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.drain();
+      }, this.backoffMs);
+      this.retryTimer.unref();
+    }
+    return err;
+  }
+}
+
+/** Errors that concern one row (the batch can go on without it), not the database. */
+function isRowError(err: unknown): boolean {
+  if (err instanceof TypeError || err instanceof RangeError) return true; // binding
+  const code = (err as { code?: unknown }).code;
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH')
+  );
+}
+
+export function closedError(): TrustRunError {
+  return new TrustRunError('TR_STORE_UNAVAILABLE', 'the store is closed');
+}

@@ -1,0 +1,227 @@
+import { describe, expect, it } from 'vitest';
+import { redactText } from '../../../src/store/redact/index.js';
+
+/** [input, expected output]: each positive masks exactly the PHI, keeping the context word. */
+type Row = [string, string];
+
+function table(name: string, rows: Row[]): void {
+  describe(name, () => {
+    for (const [input, expected] of rows) {
+      it(JSON.stringify(input), () => {
+        expect(redactText(input).text).toBe(expected);
+      });
+    }
+  });
+}
+
+table('SSN: positives', [
+  ['SSN 123-45-6789', 'SSN [REDACTED:ssn]'],
+  ['id 123-45-6789 on file', 'id [REDACTED:ssn] on file'],
+  ['(078-05-1120)', '([REDACTED:ssn])'],
+  ['SSN: 123456789', 'SSN: [REDACTED:ssn]'],
+  ['ssn=123456789', 'ssn=[REDACTED:ssn]'],
+  ['"ssn": "123456789"', '"ssn": "[REDACTED:ssn]"'],
+  ['Social Security Number is 123 45 6789', 'Social Security Number is [REDACTED:ssn]'],
+  ['SS# 665-12-3456', 'SS# [REDACTED:ssn]'],
+  ['social_security_no: 899-99-9999', 'social_security_no: [REDACTED:ssn]'],
+]);
+
+table('SSN: near misses stay', [
+  ['000-12-3456', '000-12-3456'],
+  ['666-12-3456', '666-12-3456'],
+  ['900-12-3456', '900-12-3456'],
+  ['999-12-3456', '999-12-3456'],
+  ['123-00-4567', '123-00-4567'],
+  ['123-45-0000', '123-45-0000'],
+  ['SSN 000123456', 'SSN 000123456'],
+  ['order 123456789 shipped', 'order 123456789 shipped'],
+  ['1123-45-6789', '1123-45-6789'],
+  ['123-45-67890', '123-45-67890'],
+  ['123-45-6789-1', '123-45-6789-1'],
+  ['SSN 1234567890', 'SSN 1234567890'],
+]);
+
+table('MRN: positives', [
+  ['MRN: 00412345', 'MRN: [REDACTED:mrn]'],
+  ['MRN 12345678 admitted', 'MRN [REDACTED:mrn] admitted'],
+  ['mrn=A1234567', 'mrn=[REDACTED:mrn]'],
+  ['Medical Record Number: 55-1234', 'Medical Record Number: [REDACTED:mrn]'],
+  ['medical record no. 998877', 'medical record no. [REDACTED:mrn]'],
+  ['Patient ID: PT-004512', 'Patient ID: [REDACTED:mrn]'],
+  ['patient identifier 77881234', 'patient identifier [REDACTED:mrn]'],
+  ['"patient_id": "884422"', '"patient_id": "[REDACTED:mrn]"'],
+  ['MR# 123456', 'MR# [REDACTED:mrn]'],
+]);
+
+table('MRN: without context, or without a digit, stays', [
+  ['record 00412345', 'record 00412345'],
+  ['ID 12345678', 'ID 12345678'],
+  ['MRN: pending', 'MRN: pending'],
+  ['patient identifier unknown', 'patient identifier unknown'],
+  ['MRNX 12345', 'MRNX 12345'],
+]);
+
+table('DOB: positives', [
+  ['DOB: 01/02/1990', 'DOB: [REDACTED:dob]'],
+  ['DOB 1990-01-02', 'DOB [REDACTED:dob]'],
+  ['d.o.b. 2/3/61', 'd.o.b. [REDACTED:dob]'],
+  ['Date of birth: March 3, 1950', 'Date of birth: [REDACTED:dob]'],
+  ['date of birth 3rd March 1950', 'date of birth [REDACTED:dob]'],
+  ['born on 31.12.1949', 'born on [REDACTED:dob]'],
+  ['birthdate=19700101', 'birthdate=[REDACTED:dob]'],
+  ['"birthDate": "1970-01-01"', '"birthDate": "[REDACTED:dob]"'],
+  ['<birthDate value="1970-01-01"/>', '<birthDate value="[REDACTED:dob]"/>'],
+  ['Birthday: Jan 5 2001', 'Birthday: [REDACTED:dob]'],
+]);
+
+table('DOB: dates without context stay', [
+  ['visit on 01/02/1990', 'visit on 01/02/1990'],
+  ['created 1990-01-02T10:00:00Z', 'created 1990-01-02T10:00:00Z'],
+  ['March 3, 1950', 'March 3, 1950'],
+  ['DOB unknown, seen 2020-01-01', 'DOB unknown, seen 2020-01-01'],
+  ['stubborn 1990-01-02', 'stubborn 1990-01-02'],
+]);
+
+table('phone: positives', [
+  ['call (212) 555-0143', 'call [REDACTED:phone]'],
+  ['(212)555-0143', '[REDACTED:phone]'],
+  ['212-555-0143', '[REDACTED:phone]'],
+  ['212.555.0143', '[REDACTED:phone]'],
+  ['212 555 0143', '[REDACTED:phone]'],
+  ['+1 212 555 0143', '[REDACTED:phone]'],
+  ['+1-212-555-0143', '[REDACTED:phone]'],
+  ['1-800-555-0199', '[REDACTED:phone]'],
+  ['+12125550143', '[REDACTED:phone]'],
+  ['phone: 2125550143', 'phone: [REDACTED:phone]'],
+  ['Tel 12125550143', 'Tel [REDACTED:phone]'],
+  ['fax # 212.555.0143.', 'fax # [REDACTED:phone].'],
+]);
+
+table('phone: numbers that are not NANP stay', [
+  ['123-456-7890', '123-456-7890'],
+  ['023-456-7890', '023-456-7890'],
+  ['212-055-0143', '212-055-0143'],
+  ['212-155-0143', '212-155-0143'],
+  ['911-555-0143', '911-555-0143'],
+  ['292-555-0143', '292-555-0143'],
+  ['212-411-0143', '212-411-0143'],
+  ['2125550143', '2125550143'],
+  ['555-0143', '555-0143'],
+  ['212-555-01434', '212-555-01434'],
+  ['+44 20 7946 0958', '+44 20 7946 0958'],
+  ['+442079460958', '+442079460958'],
+  ['192.168.100.200', '192.168.100.200'],
+  ['v10.212.555.0143', 'v10.212.555.0143'],
+  ['4111 1111 1111 1111', '4111 1111 1111 1111'],
+  ['ts 1700000000', 'ts 1700000000'],
+  ['phone: 1234567890', 'phone: 1234567890'],
+]);
+
+table('email', [
+  ['mail jane.roe@example.org now', 'mail [REDACTED:email] now'],
+  ['<j_doe+tag@mail.sub.example.co.uk>', '<[REDACTED:email]>'],
+  ['a@b.io, c@d.io', '[REDACTED:email], [REDACTED:email]'],
+  ['user@localhost', 'user@localhost'],
+  ['@handle and foo@ and @bar.com', '@handle and foo@ and @bar.com'],
+  ['version 1.2@3', 'version 1.2@3'],
+]);
+
+table('secrets written as key=value in text', [
+  ['password=hunter2', 'password=[REDACTED:password]'],
+  ['PASSWORD: "hunter 2"', 'PASSWORD: "[REDACTED:password]"'],
+  ["{'client_secret': 'abc'}", "{'client_secret': '[REDACTED:secret]'}"],
+  ['{"access_token":"abc\\"def","x":1}', '{"access_token":"[REDACTED:token]","x":1}'],
+  ['{"refresh_token": "cut off by trunca', '{"refresh_token": "[REDACTED:token]'],
+  ['Authorization: Bearer abc123def', 'Authorization: [REDACTED:authorization]'],
+  ['x-api-key: AIzaSyA-123', 'x-api-key: [REDACTED:api-key]'],
+  [
+    'GET /cb?code=abc&key=k1&state=1',
+    'GET /cb?code=[REDACTED:code]&key=[REDACTED:api-key]&state=1',
+  ],
+  ['a=password=hunter2', 'a=password=[REDACTED:password]'],
+  [
+    '<password>hunter2</password><user>x</user>',
+    '<password>[REDACTED:password]</password><user>x</user>',
+  ],
+  ['<ns:ssn>123456789</ns:ssn>', '<ns:ssn>[REDACTED:ssn]</ns:ssn>'],
+  ['token=abc==', 'token=[REDACTED:token]'],
+  ['AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG', 'AWS_SECRET_ACCESS_KEY=[REDACTED:secret]'],
+]);
+
+table('secrets: near misses stay', [
+  ['status code: 404', 'status code: 404'],
+  ['primary key: id', 'primary key: id'],
+  ['max_tokens=100, token_type=bearer', 'max_tokens=100, token_type=bearer'],
+  ['"password": null, "token": ""', '"password": null, "token": ""'],
+  ['a bearer token is sent', 'a bearer token is sent'],
+  ['bearer authentication', 'bearer authentication'],
+]);
+
+table('bearer tokens and JWTs in prose', [
+  ['sent bearer abcdefgh12345678', 'sent bearer [REDACTED:authorization]'],
+  [
+    'jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM end',
+    'jwt [REDACTED:token] end',
+  ],
+]);
+
+describe('redactText: applied', () => {
+  it('counts each kind and uses the given location', () => {
+    const { applied } = redactText('SSN 123-45-6789, 078-05-1120; a@b.io; 212-555-0143', 'log');
+    expect(applied).toEqual([
+      { kind: 'ssn', location: 'log', count: 2 },
+      { kind: 'email', location: 'log', count: 1 },
+      { kind: 'phone', location: 'log', count: 1 },
+    ]);
+  });
+
+  it('defaults the location to text and reports nothing for clean text', () => {
+    expect(redactText('nothing here: 42')).toEqual({ text: 'nothing here: 42', applied: [] });
+    expect(redactText('a@b.io').applied[0]?.location).toBe('text');
+  });
+
+  it('is idempotent on a mixed record', () => {
+    const input =
+      'Pt SSN: 123-45-6789 MRN 00412345 DOB: 01/02/1990 born 1/2/90 phone (212) 555-0143, +12125550143, mail a.b@c.org, password=x token: "y" Bearer abcdefghijkl1234 <secret>s</secret>';
+    const once = redactText(input).text;
+    expect(once).not.toMatch(/123-45-6789|00412345|01\/02\/1990|555-0143|a\.b@c|abcdefghijkl/);
+    expect(redactText(once)).toEqual({ text: once, applied: [] });
+  });
+});
+
+describe('redactText: cost stays linear on hostile input', () => {
+  const M = 1 << 20;
+  const inputs: [string, string][] = [
+    ['letters', 'a'.repeat(M)],
+    ['digits', '7'.repeat(M)],
+    ['at signs', 'a@'.repeat(M / 2)],
+    ['key=key=', 'a=a='.repeat(M / 4)],
+    ['colons', 'x:'.repeat(M / 2)],
+    ['ssn-like', '123-45-'.repeat(M / 7)],
+    ['phone-like', '212 555 '.repeat(M / 8)],
+    ['open quotes', '"password": "'.repeat(M / 13)],
+    ['context words', 'MRN: DOB: SSN: phone: '.repeat(M / 22)],
+    ['long locals', `${'a'.repeat(60)}@${'b'.repeat(60)}.`.repeat(M / 122)],
+    ['tags', '<a>'.repeat(M / 3)],
+    ['bearer words', 'bearer '.repeat(M / 7)],
+    ['jwt-like', 'eyJaaaaaaaaa.'.repeat(M / 13)],
+    ['token run', `token=${'x'.repeat(M)}`],
+  ];
+  for (const [name, input] of inputs) {
+    it(`${name}: 1 MiB in well under 3 s`, () => {
+      const started = performance.now();
+      redactText(input);
+      expect(performance.now() - started).toBeLessThan(3000);
+    });
+  }
+});
+
+describe('redactText: long secrets are masked whole', () => {
+  it('a 100 kB token after a secret key, quoted or bare', () => {
+    const long = 'A1b2'.repeat(25_000);
+    for (const input of [`token=${long}`, `"token": "${long}"`, `Bearer ${long}`]) {
+      const out = redactText(input).text;
+      expect(out).not.toMatch(/A1b2/);
+    }
+  });
+});
