@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { register as registerCa } from './commands/ca.js';
 import { register as registerPolicy } from './commands/policy.js';
+import { register as registerProxy } from './commands/proxy.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -26,5 +27,6 @@ export function buildProgram(): Command {
   // Commands register themselves here (one line each).
   registerCa(program);
   registerPolicy(program);
+  registerProxy(program);
   return program;
 }

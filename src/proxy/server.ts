@@ -10,7 +10,7 @@ import { handleExchange, type ExchangeEnv } from './exchange.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
 import { parseAuthority } from './headers.js';
 import { Resolver } from './resolve.js';
-import type { PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
+import type { ClientIdentity, PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
 import { classifyUpstreamError, createUpstreamAgent } from './upstream.js';
 
 const TLS_HANDSHAKE = 0x16;
@@ -235,9 +235,18 @@ export class InterceptingProxy {
   }
 
   private carryOutKill(tunnel: Tunnel, verdict: Verdict): string {
-    const done = this.deps.kill?.(tunnel.client, verdict) ?? false;
+    let done: ClientIdentity | null = null;
+    try {
+      done =
+        this.deps.kill?.(tunnel.client, verdict, {
+          addr: tunnel.clientAddr,
+          port: tunnel.clientPort,
+        }) ?? null;
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'kill failed');
+    }
     return done
-      ? `kill: terminated process ${tunnel.client?.pid} (${verdict.explanation})`
+      ? `kill: terminated process ${done.pid}${done.exe ? ` (${done.exe})` : ''}: ${verdict.explanation}`
       : `kill not possible: the process behind ${tunnel.clientAddr}:${tunnel.clientPort} was not found; request refused (${verdict.explanation})`;
   }
 

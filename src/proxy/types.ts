@@ -148,6 +148,14 @@ export interface ProxyDeps {
   logger: Logger;
   /** Finds the process behind a client socket (optional). */
   identify?: (clientAddr: string, clientPort: number) => ClientIdentity | null;
-  /** Called when a verdict says kill; returns whether a process was terminated. */
-  kill?: (client: ClientIdentity | null, verdict: Verdict) => boolean;
+  /**
+   * Called when a verdict says kill; returns the process terminated, or null when none could be.
+   * `client` is what `identify` found (null when it found nothing or is not given); `from` is the
+   * client socket's address, still open, for a lookup done only when a kill is needed.
+   */
+  kill?: (
+    client: ClientIdentity | null,
+    verdict: Verdict,
+    from: { addr: string; port: number },
+  ) => ClientIdentity | null;
 }

@@ -1,0 +1,303 @@
+import { readFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import {
+  CAPTURE_LEVELS,
+  TrustRunError,
+  createLogger,
+  dataPaths,
+  formatError,
+  type CaptureLevel,
+  type Logger,
+} from '../../core/index.js';
+import { LeafMinter, loadOrCreateCa } from '../../ca/index.js';
+import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
+import { findSocketOwner, killTree } from '../../monitor/index.js';
+import { openStore, type Store } from '../../store/index.js';
+import {
+  DEFAULT_LIMITS,
+  InterceptingProxy,
+  parseResolveRule,
+  type ProxyDeps,
+} from '../../proxy/index.js';
+import { addDataDirOption, collect, dataDirFrom, intOption, printJson } from '../common.js';
+
+export interface ProxyCommandOptions {
+  port: number;
+  host: string;
+  level?: CaptureLevel;
+  policy?: string;
+  maxBody: number;
+  upstreamCa: string[];
+  resolve: string[];
+  dataDir?: string;
+  json?: boolean;
+  onStoreError: 'fail' | 'pass';
+  apiPort?: number;
+}
+
+/** A running proxy session: what `trustrun proxy` and `trustrun run` start. */
+export interface ProxySession {
+  proxy: InterceptingProxy;
+  store: Store;
+  sessionId: string;
+  level: CaptureLevel;
+  policy: CompiledPolicy | null;
+  url: string;
+  dataDir: string;
+  caPath: string;
+  /** Re-reads the policy file; keeps the old policy when the new one is invalid. */
+  reloadPolicy(): Promise<{ ok: boolean; message: string }>;
+  stop(status?: 'completed' | 'failed' | 'interrupted', exitCode?: number | null): Promise<void>;
+}
+
+/** Parses and checks the proxy flags shared by `proxy`, `run` and `learn`. */
+export function addProxyOptions(cmd: Command): Command {
+  return addDataDirOption(
+    cmd
+      .option(
+        '--port <port>',
+        'port to listen on (0 = any free port)',
+        intOption('--port', 0, 65535),
+        8080,
+      )
+      .option('--host <addr>', 'address to listen on', '127.0.0.1')
+      .addOption(
+        new Option(
+          '--level <level>',
+          'capture level: metadata (no decryption), headers, full (bodies)',
+        ).choices(CAPTURE_LEVELS),
+      )
+      .option('--policy <file>', 'policy file (YAML) to enforce')
+      .option(
+        '--max-body <bytes>',
+        'most bytes of each body recorded at the full level',
+        intOption('--max-body', 0, 1024 * 1024 * 1024),
+        1024 * 1024,
+      )
+      .option(
+        '--upstream-ca <file>',
+        'extra CA (PEM) trusted for upstream servers; repeatable',
+        collect,
+        [],
+      )
+      .option(
+        '--resolve <host:port:addr[:port]>',
+        'connect to ADDR (and PORT) for HOST:PORT; HOST may be *.domain; repeatable',
+        collect,
+        [],
+      )
+      .addOption(
+        new Option(
+          '--on-store-error <mode>',
+          'when records cannot be written: fail (refuse traffic) or pass',
+        )
+          .choices(['fail', 'pass'])
+          .default('fail'),
+      ),
+  );
+}
+
+function readCaFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TrustRunError(
+      'TR_USAGE',
+      `--upstream-ca ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new TrustRunError('TR_USAGE', `--upstream-ca ${file}: no PEM certificate in the file`);
+  }
+  return text;
+}
+
+/** Starts a proxy session: store, CA, policy, proxy. Used by `proxy`, `run` and tests. */
+export async function startProxySession(
+  opts: ProxyCommandOptions,
+  extra: {
+    kind?: 'proxy' | 'run' | 'learn';
+    command?: string[] | null;
+    logger?: Logger;
+    identify?: ProxyDeps['identify'];
+    kill?: ProxyDeps['kill'];
+    warn?: (msg: string) => void;
+  } = {},
+): Promise<ProxySession> {
+  const warn = extra.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const resolve = opts.resolve.map(parseResolveRule);
+  const upstreamCa = opts.upstreamCa.map(readCaFile);
+  const policy = opts.policy ? await loadPolicy(opts.policy, { warn }) : null;
+  const level: CaptureLevel = opts.level ?? policy?.captureLevel ?? 'metadata';
+  const dataDir = dataDirFrom(opts);
+  const paths = dataPaths(dataDir);
+  const logger = extra.logger ?? createLogger();
+  const ca = await loadOrCreateCa(paths);
+  const minter = level === 'metadata' ? null : await LeafMinter.create(ca);
+  const store = await openStore({ dataDir, logger });
+  let proxy: InterceptingProxy;
+  let session;
+  try {
+    session = store.startSession({
+      kind: extra.kind ?? 'proxy',
+      command: extra.command ?? null,
+      policy: opts.policy ?? null,
+      level,
+      listen: `${opts.host}:${opts.port}`,
+    });
+    proxy = new InterceptingProxy(
+      {
+        host: opts.host,
+        port: opts.port,
+        level,
+        maxBody: opts.maxBody,
+        upstreamCa,
+        resolve,
+        onStoreError: opts.onStoreError,
+        guardPorts: opts.apiPort ? [opts.apiPort] : [],
+        limits: DEFAULT_LIMITS,
+      },
+      {
+        recorder: store,
+        sessionId: session.id,
+        contexts: minter,
+        policy,
+        logger,
+        identify: extra.identify,
+        kill: extra.kill ?? killSocketOwner,
+      },
+    );
+    await proxy.listen();
+  } catch (err) {
+    if (session) store.endSession(session.id, { status: 'failed' });
+    await store.close();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new TrustRunError('TR_USAGE', `port ${opts.port} on ${opts.host} is already in use`, {
+        hint: 'pick another with --port, or --port 0 for any free port',
+      });
+    }
+    throw err;
+  }
+  const addr = proxy.address;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const sessionId = session.id;
+  let current = policy;
+  let stopped = false;
+  return {
+    proxy,
+    store,
+    sessionId,
+    level,
+    get policy() {
+      return current;
+    },
+    url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`,
+    dataDir,
+    caPath: paths.caCert,
+    async reloadPolicy() {
+      if (!opts.policy) return { ok: false, message: 'no --policy file to reload' };
+      try {
+        const next = await loadPolicy(opts.policy, { warn });
+        current = next;
+        proxy.setPolicy(next);
+        return {
+          ok: true,
+          message: `policy reloaded from ${opts.policy} (${next.rules.length} rules)`,
+        };
+      } catch (err) {
+        return {
+          ok: false,
+          message: `policy NOT reloaded, the previous one stays in force: ${formatError(err)}`,
+        };
+      }
+    },
+    async stop(status = 'completed', exitCode = null) {
+      if (stopped) return;
+      stopped = true;
+      await proxy.close();
+      store.endSession(sessionId, { status, exitCode });
+      await store.close();
+    },
+  } satisfies ProxySession as ProxySession;
+}
+
+/**
+ * The standalone proxy's kill: finds the process that owns the client socket (only loopback
+ * clients can be local processes) from procfs and terminates its process tree.
+ */
+export function killSocketOwner(
+  client: { pid: number; exe: string | null } | null,
+  _verdict: unknown,
+  from: { addr: string; port: number },
+): { pid: number; exe: string | null } | null {
+  const owner = client ?? (isLoopback(from.addr) ? findSocketOwner(from.addr, from.port) : null);
+  if (!owner || owner.pid === process.pid || owner.pid <= 1) return null;
+  return killTree(owner.pid).length > 0 ? owner : null;
+}
+
+function isLoopback(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
+}
+
+export function phiWarning(level: CaptureLevel): string | null {
+  if (level === 'metadata') return null;
+  return (
+    `WARNING: capture level '${level}' decrypts traffic and records ${level === 'full' ? 'headers and bodies' : 'URLs and headers'}, ` +
+    'which may contain PHI. Records are encrypted at rest; handle the data directory accordingly.'
+  );
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('proxy')
+    .summary('run the intercepting proxy on its own')
+    .description(
+      'Run the intercepting proxy on its own, for programs you point at it by hand:\n' +
+        '  trustrun proxy --level headers\n' +
+        '  eval "$(trustrun ca env)"; HTTPS_PROXY=http://127.0.0.1:8080 Rscript analysis.R\n' +
+        'Every connection is checked against --policy (if given) and recorded in the data directory.\n' +
+        'Ctrl-C ends the session; SIGHUP reloads the policy file.',
+    );
+  addProxyOptions(cmd)
+    .option('--json', 'print the start-up details as JSON on stdout')
+    .action(async (opts: ProxyCommandOptions) => {
+      const s = await startProxySession(opts);
+      const info = {
+        listen: s.url,
+        level: s.level,
+        session: s.sessionId,
+        dataDir: s.dataDir,
+        ca: s.caPath,
+        policy: s.policy?.name ?? (opts.policy ? opts.policy : null),
+        env: `HTTPS_PROXY=${s.url}`,
+      };
+      const warning = phiWarning(s.level);
+      if (opts.json) printJson({ ...info, warning });
+      const err = process.stderr;
+      err.write(
+        `TrustRun proxy listening on ${s.url} (level ${s.level}, session ${s.sessionId})\n`,
+      );
+      err.write(`  data directory: ${s.dataDir}\n  CA certificate: ${s.caPath}\n`);
+      if (opts.policy)
+        err.write(`  policy: ${opts.policy}${s.policy?.name ? ` (${s.policy.name})` : ''}\n`);
+      err.write(
+        `  use it with:   eval "$(trustrun ca env --data-dir '${s.dataDir}')"; export HTTPS_PROXY=${s.url} https_proxy=${s.url}\n`,
+      );
+      if (warning) err.write(`${warning}\n`);
+      if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
+        err.write(`WARNING: listening on ${opts.host}: other machines may use this proxy.\n`);
+      }
+      await new Promise<void>((resolve) => {
+        const end = () => resolve();
+        process.once('SIGINT', end);
+        process.once('SIGTERM', end);
+        process.on('SIGHUP', () => {
+          void s.reloadPolicy().then((r) => err.write(`${r.message}\n`));
+        });
+      });
+      err.write('stopping…\n');
+      await s.stop('completed');
+      err.write(`session ${s.sessionId} saved\n`);
+    });
+}
