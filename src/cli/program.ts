@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { register as registerCa } from './commands/ca.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerProxy } from './commands/proxy.js';
+import { register as registerScan } from './commands/scan.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -28,5 +29,6 @@ export function buildProgram(): Command {
   registerCa(program);
   registerPolicy(program);
   registerProxy(program);
+  registerScan(program);
   return program;
 }

@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { TrustRunError } from '../../core/index.js';
+import { loadPolicy } from '../../policy/index.js';
+import {
+  formatText,
+  scanDirectory,
+  scanHeader,
+  toSarif,
+  type PolicyAdapter,
+  type ScanProgress,
+  type ScanResult,
+} from '../../scan/index.js';
+import { collect } from '../common.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../../package.json') as { version: string };
+
+export const SCAN_FORMATS = ['text', 'json', 'sarif'] as const;
+export type ScanFormat = (typeof SCAN_FORMATS)[number];
+
+export interface ScanCommandOptions {
+  policy?: string;
+  format?: string;
+  exclude?: string[];
+  json?: boolean;
+}
+
+/** Where output goes; tests pass their own. `progress` is set when stderr is a terminal. */
+export interface ScanIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  progress: boolean;
+}
+
+const processIo = (): ScanIo => ({
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  progress: process.stderr.isTTY === true,
+});
+
+export interface ScanCommandResult {
+  result: ScanResult;
+  format: ScanFormat;
+  /** 1 when any finding is critical, else 0. */
+  exitCode: number;
+}
+
+function chooseFormat(opts: ScanCommandOptions): ScanFormat {
+  const format = opts.format ?? (opts.json ? 'json' : 'text');
+  if (!(SCAN_FORMATS as readonly string[]).includes(format)) {
+    throw new TrustRunError(
+      'TR_USAGE',
+      `scan: unknown --format '${format}' (use text, json or sarif)`,
+    );
+  }
+  if (opts.json && format !== 'json') {
+    throw new TrustRunError('TR_USAGE', `scan: --json conflicts with --format ${format}`);
+  }
+  return format as ScanFormat;
+}
+
+async function policyAdapter(file: string, io: ScanIo): Promise<PolicyAdapter> {
+  if (!existsSync(file))
+    throw new TrustRunError('TR_USAGE', `scan: policy file not found: ${file}`);
+  const policy = await loadPolicy(file, { warn: (msg) => io.err(`trustrun: warning: ${msg}\n`) });
+  return { name: policy.name ?? file, evaluate: (subject) => policy.evaluate(subject) };
+}
+
+/** A progress line on stderr, redrawn at most ten times a second, erased at the end. */
+function progressLine(io: ScanIo): { update: (p: ScanProgress) => void; clear: () => void } {
+  if (!io.progress) return { update: () => {}, clear: () => {} };
+  let last = 0;
+  let shown = false;
+  return {
+    update(p) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      shown = true;
+      const file = p.file.length > 50 ? '…' + p.file.slice(-49) : p.file;
+      io.err(`\r\x1b[K${p.filesScanned} files, ${p.findings} findings  ${file}`);
+    },
+    clear() {
+      if (shown) io.err('\r\x1b[K');
+    },
+  };
+}
+
+/**
+ * `trustrun scan DIR`: scans the tree and writes the report (text on stderr; json and sarif
+ * on stdout). Returns the exit code: 1 when any finding is critical, else 0.
+ */
+export async function scanCommand(
+  dir: string | undefined,
+  opts: ScanCommandOptions,
+  io: ScanIo = processIo(),
+): Promise<ScanCommandResult> {
+  if (dir === undefined || dir === '') {
+    throw new TrustRunError('TR_USAGE', 'scan: missing directory (usage: trustrun scan DIR)');
+  }
+  const format = chooseFormat(opts);
+  if (!existsSync(dir)) throw new TrustRunError('TR_USAGE', `scan: no such directory: ${dir}`);
+  const policy = opts.policy ? await policyAdapter(opts.policy, io) : null;
+  if (format === 'text') io.err(scanHeader(dir, policy?.name ?? null) + '\n\n');
+  const progress = progressLine(io);
+  let result: ScanResult;
+  try {
+    result = await scanDirectory(dir, {
+      exclude: opts.exclude ?? [],
+      policy,
+      onProgress: progress.update,
+    });
+  } finally {
+    progress.clear();
+  }
+  if (format === 'text') {
+    io.err(formatText(result));
+  } else {
+    const doc = format === 'json' ? result : toSarif(result, version);
+    io.out(JSON.stringify(doc, null, 2) + '\n');
+    const c = result.counts;
+    io.err(
+      `Scanned ${result.filesScanned} files (${result.filesSkipped} skipped): ` +
+        `${result.findings.length} findings, ${c.critical} critical\n`,
+    );
+  }
+  return { result, format, exitCode: result.counts.critical > 0 ? 1 : 0 };
+}
+
+export function register(program: Command): void {
+  program
+    .command('scan')
+    .description(
+      'find endpoints, network calls and secrets in a source tree (exit 1 on critical findings)',
+    )
+    .argument('[dir]', 'directory to scan')
+    .option(
+      '-p, --policy <file>',
+      'policy file: destinations it blocks or kills become critical findings',
+    )
+    .option('--format <format>', 'output format: text (stderr), json or sarif (stdout)')
+    .option(
+      '-e, --exclude <glob>',
+      'leave out files/directories matching the glob (repeatable)',
+      collect,
+      [],
+    )
+    .option('--json', 'same as --format json')
+    .action(async (dir: string | undefined, opts: ScanCommandOptions) => {
+      const { exitCode } = await scanCommand(dir, opts);
+      process.exitCode = exitCode;
+    });
+}
