@@ -3,7 +3,9 @@ import { createRequire } from 'node:module';
 import { register as registerCa } from './commands/ca.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerProxy } from './commands/proxy.js';
+import { register as registerRequests } from './commands/requests.js';
 import { register as registerScan } from './commands/scan.js';
+import { register as registerViolations } from './commands/violations.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
   registerCa(program);
   registerPolicy(program);
   registerProxy(program);
+  registerRequests(program);
   registerScan(program);
+  registerViolations(program);
   return program;
 }

@@ -133,7 +133,7 @@ export async function handleExchange(
         env.policy()?.evaluate({
           host: tunnel.host,
           port: tunnel.port,
-          ip: tunnel.dest.address,
+          ip: tunnel.dest.address || null,
           method,
           path: q === -1 ? path : path.slice(0, q),
         }) ?? null;

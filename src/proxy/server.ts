@@ -9,7 +9,7 @@ import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
 import { handleExchange, type ExchangeEnv } from './exchange.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
 import { parseAuthority } from './headers.js';
-import { Resolver } from './resolve.js';
+import { Resolver, type Destination } from './resolve.js';
 import type { ClientIdentity, PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
 import { classifyUpstreamError, createUpstreamAgent } from './upstream.js';
 
@@ -154,6 +154,12 @@ export class InterceptingProxy {
   }
 
   /** The loop / SSRF guard: never dial our own listener or the API. */
+  /** Whether the policy refuses host:port by its name alone (no address known). */
+  private refusedByName(host: string, port: number): boolean {
+    const v = this.policyGate?.evaluateConnect({ host, port, ip: null });
+    return v !== undefined && v !== 'per-request' && isRefusal(v);
+  }
+
   private loopProblem(address: string, port: number): string | null {
     const ports = [this.listenPort, ...this.options.guardPorts];
     if (!ports.includes(port)) return null;
@@ -293,11 +299,17 @@ export class InterceptingProxy {
     const who = this.identify(socket);
     const startedAt = Date.now();
     const mode = this.options.level === 'metadata' ? 'tunnel' : 'intercept';
-    let dest;
+    let dest: Destination | undefined;
+    let dnsError: unknown;
     try {
       dest = await this.resolver.resolve(target.host, target.port);
     } catch (err) {
-      const c = classifyUpstreamError(err);
+      dnsError = err;
+      // A name the policy refuses is refused as such (403, recorded) whether or not it resolves.
+      if (this.refusedByName(target.host, target.port)) dest = unresolved(target.port);
+    }
+    if (!dest) {
+      const c = classifyUpstreamError(dnsError);
       const id = this.deps.recorder.addConnection({
         sessionId: this.deps.sessionId,
         startedAt,
@@ -323,7 +335,7 @@ export class InterceptingProxy {
       return;
     }
     const verdict = this.policyGate
-      ? this.policyGate.evaluateConnect({ ...target, ip: dest.address })
+      ? this.policyGate.evaluateConnect({ ...target, ip: dest.address || null })
       : null;
     const tunnel: Tunnel = {
       connectionId: null,
@@ -348,7 +360,7 @@ export class InterceptingProxy {
       exe: who.client?.exe ?? null,
       host: target.host,
       port: target.port,
-      ip: dest.address,
+      ip: dest.address || null,
       mode,
     });
     const connVerdict = verdict === 'per-request' ? null : verdict;
@@ -595,15 +607,27 @@ export class InterceptingProxy {
     }
     const who = this.identify(req.socket);
     const run = async () => {
-      let dest;
+      let dest: Destination;
       try {
         dest = await this.resolver.resolve(a.host, a.port);
       } catch (err) {
-        const c = classifyUpstreamError(err);
-        req.resume();
-        res.writeHead(c.status, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end(`TrustRun could not reach ${a.host}: ${c.reason}\n`);
-        return;
+        // Judged by name per request below (a refusal needs no address); otherwise a 502.
+        const path = (req.url ?? '/').replace(/^[a-z]+:\/\/[^/]*/i, '').split('?')[0] || '/';
+        const v = this.policyGate?.evaluate({
+          host: a.host,
+          port: a.port,
+          ip: null,
+          method: req.method ?? 'GET',
+          path,
+        });
+        if (v && isRefusal(v)) dest = unresolved(a.port);
+        else {
+          const c = classifyUpstreamError(err);
+          req.resume();
+          res.writeHead(c.status, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end(`TrustRun could not reach ${a.host}: ${c.reason}\n`);
+          return;
+        }
       }
       const loop = this.loopProblem(dest.address, dest.port);
       if (loop) {
@@ -637,4 +661,9 @@ export class InterceptingProxy {
       res.destroy();
     });
   }
+}
+
+/** The destination of a refused request whose name did not resolve: never dialed. */
+function unresolved(port: number): Destination {
+  return { address: '', port, overridden: false };
 }

@@ -1,0 +1,69 @@
+import type { RequestDetail, RequestRow } from '../types.js';
+import { redactBody, type RedactedBody } from './body.js';
+import { redactHeaders } from './headers.js';
+import type { Redaction } from './types.js';
+import { redactUrl } from './url.js';
+
+/** A request as every read path shows it: clear columns plus its sealed fields, redacted. */
+export interface RedactedRequest extends RequestRow {
+  url: string;
+  requestHeaders: [string, string][];
+  responseHeaders: [string, string][] | null;
+  requestBody: RedactedBody | null;
+  responseBody: RedactedBody | null;
+  /** Every redaction applied, across URL, headers and bodies. */
+  redactions: Redaction[];
+}
+
+function header(headers: readonly [string, string][] | null, name: string): string | undefined {
+  return headers?.find(([n]) => n.toLowerCase() === name)?.[1];
+}
+
+function body(
+  data: Buffer | null,
+  headers: readonly [string, string][] | null,
+): RedactedBody | null {
+  if (data === null) return null;
+  return redactBody(data, {
+    contentType: header(headers, 'content-type'),
+    contentEncoding: header(headers, 'content-encoding'),
+  });
+}
+
+/** The absolute URL of a request: stored is the path and query; scheme, host and port are clear. */
+export function absoluteUrl(
+  row: Pick<RequestRow, 'scheme' | 'host' | 'port'>,
+  path: string,
+): string {
+  if (!path.startsWith('/')) return path;
+  const defaultPort = row.scheme === 'https' ? 443 : 80;
+  const host = row.host.includes(':') ? `[${row.host}]` : row.host;
+  return `${row.scheme}://${host}${row.port === defaultPort ? '' : `:${row.port}`}${path}`;
+}
+
+/**
+ * Redacts an opened request for display (CLI, API, UI, HAR). The one place that decides how a
+ * stored request is shown, so every reader masks the same things.
+ */
+export function redactRequest(detail: RequestDetail): RedactedRequest {
+  const url = redactUrl(absoluteUrl(detail, detail.url));
+  const reqHeaders = redactHeaders(detail.requestHeaders);
+  const resHeaders = detail.responseHeaders ? redactHeaders(detail.responseHeaders) : null;
+  const requestBody = body(detail.requestBody, detail.requestHeaders);
+  const responseBody = body(detail.responseBody, detail.responseHeaders);
+  return {
+    ...detail,
+    url: url.url,
+    requestHeaders: reqHeaders.headers,
+    responseHeaders: resHeaders?.headers ?? null,
+    requestBody,
+    responseBody,
+    redactions: [
+      ...url.applied,
+      ...reqHeaders.applied.map((r) => ({ ...r, location: `request ${r.location}` })),
+      ...(resHeaders?.applied ?? []).map((r) => ({ ...r, location: `response ${r.location}` })),
+      ...(requestBody?.applied ?? []).map((r) => ({ ...r, location: `request ${r.location}` })),
+      ...(responseBody?.applied ?? []).map((r) => ({ ...r, location: `response ${r.location}` })),
+    ],
+  };
+}

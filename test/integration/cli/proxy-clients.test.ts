@@ -1,0 +1,232 @@
+/**
+ * `trustrun proxy` as users run it: its own process, real clients configured only with
+ * `eval "$(trustrun ca env)"` plus HTTPS_PROXY, a local HTTPS upstream reached under a
+ * real-looking name through --resolve. Then `trustrun requests` shows the redacted log.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireClient } from '../../helpers/clients.js';
+import { startCliProxy, type CliProxy } from '../../helpers/cli-proxy.js';
+import { makeLeaf, makeTestCa } from '../../helpers/pki.js';
+import { CLI, run } from '../../helpers/proc.js';
+import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { cleanEnv } from '../../unit/ca/helpers.js';
+import { findMarker } from '../../unit/store/helpers.js';
+
+const HOST = 'api.research-data.org';
+let dir: string;
+let dataDir: string;
+let upstream: TestUpstream;
+let upstreamCaFile: string;
+let proxy: CliProxy;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'trustrun-cli-'));
+  dataDir = join(dir, 'data');
+  const ca = await makeTestCa();
+  upstreamCaFile = join(dir, 'upstream-ca.pem');
+  await writeFile(upstreamCaFile, ca.certPem);
+  upstream = await startUpstream({ leaf: await makeLeaf(ca, [HOST]) });
+  proxy = await startCliProxy(
+    [
+      '--level',
+      'headers',
+      '--data-dir',
+      dataDir,
+      '--resolve',
+      `${HOST}:443:127.0.0.1:${upstream.port}`,
+      '--upstream-ca',
+      upstreamCaFile,
+    ],
+    cleanEnv(),
+  );
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await upstream?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs `script` in sh after `eval "$(trustrun ca env)"` and HTTPS_PROXY, nothing else. */
+function client(script: string) {
+  const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${dataDir}")" && export HTTPS_PROXY=${proxy.url} && `;
+  return run('sh', ['-c', setup + script], { env: cleanEnv({ HOME: dir }), timeoutMs: 60_000 });
+}
+
+async function cli(...args: string[]) {
+  const r = await run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { env: cleanEnv() });
+  return r;
+}
+
+interface ListedRequest {
+  id: string;
+  method: string;
+  host: string;
+  status: number | null;
+  url: string | null;
+}
+
+async function findRecord(path: string): Promise<ListedRequest> {
+  const r = await cli('requests', '--json', '--limit', '1000');
+  expect(r.code, r.stderr).toBe(0);
+  const page = JSON.parse(r.stdout) as { items: ListedRequest[] };
+  const hit = page.items.find((i) => i.url !== null && new URL(i.url).pathname === path);
+  expect(hit, `no record for ${path} in ${r.stdout}`).toBeDefined();
+  return hit!;
+}
+
+interface Shown {
+  url: string;
+  method: string;
+  status: number;
+  requestHeaders: [string, string][];
+  responseHeaders: [string, string][];
+  redactions: { kind: string; location: string }[];
+}
+
+async function show(id: string): Promise<Shown> {
+  const r = await cli('requests', 'show', id, '--json');
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Shown;
+}
+
+function headerValue(h: [string, string][], name: string): string | undefined {
+  return h.find(([n]) => n.toLowerCase() === name)?.[1];
+}
+
+const hasCurl = requireClient('curl');
+const hasPython = requireClient('python3');
+const hasR = requireClient('rscript');
+
+describe('trustrun proxy --level headers with real clients (ca env + HTTPS_PROXY only)', () => {
+  it('prints how to use it and warns about PHI at start-up', () => {
+    expect(proxy.info.level).toBe('headers');
+    expect(proxy.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(proxy.stderr()).toContain(`HTTPS_PROXY=${proxy.url}`);
+    expect(proxy.stderr()).toContain('may contain PHI');
+    expect(proxy.stderr()).toContain(join(dataDir, 'ca'));
+  });
+
+  it.skipIf(!hasCurl)('curl', async () => {
+    const before = upstream.requests.length;
+    const r = await client(
+      `curl -sS --fail -H 'Authorization: Bearer curl-secret-7731' 'https://${HOST}/v1/studies?access_token=tok-curl-99&site=3'`,
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, method: 'GET' });
+    expect(upstream.requests.length).toBe(before + 1);
+    expect(upstream.requests.at(-1)!.headers.authorization).toBe('Bearer curl-secret-7731');
+
+    const rec = await findRecord('/v1/studies');
+    expect(rec).toMatchObject({ method: 'GET', host: HOST, status: 200 });
+    const shown = await show(rec.id);
+    expect(shown.url).toContain('site=3');
+    expect(shown.url).not.toContain('tok-curl-99');
+    expect(headerValue(shown.requestHeaders, 'authorization')).toBe(
+      'Bearer [REDACTED:authorization]',
+    );
+    expect(headerValue(shown.requestHeaders, 'user-agent')).toMatch(/^curl\//);
+    expect(headerValue(shown.responseHeaders, 'set-cookie')).toMatch(/REDACTED/);
+    expect(headerValue(shown.responseHeaders, 'x-upstream')).toBe('yes');
+    expect(JSON.stringify(shown)).not.toContain('curl-secret-7731');
+  });
+
+  it.skipIf(!hasPython)('python3 requests', async () => {
+    const py = `import requests; r = requests.get('https://${HOST}/py/items', headers={'X-Api-Key': 'py-key-5521'}); print(r.status_code)`;
+    const r = await client(`python3 -c "${py}"`);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('200');
+    const shown = await show((await findRecord('/py/items')).id);
+    expect(headerValue(shown.requestHeaders, 'x-api-key')).toMatch(/^\[REDACTED:/);
+    expect(headerValue(shown.requestHeaders, 'user-agent')).toMatch(/python-requests/);
+    expect(JSON.stringify(shown)).not.toContain('py-key-5521');
+  });
+
+  it.skipIf(!hasR)('Rscript with httr', async () => {
+    const script = join(dir, 'analysis.R');
+    await writeFile(
+      script,
+      `library(httr)\nr <- GET("https://${HOST}/r/items", add_headers(Authorization = "Bearer r-secret-4410"))\ncat(status_code(r), "\\n")\n`,
+    );
+    const r = await client(`Rscript "${script}"`);
+    expect(r.stdout.trim(), r.stderr).toBe('200');
+    const shown = await show((await findRecord('/r/items')).id);
+    expect(shown.method).toBe('GET');
+    expect(headerValue(shown.requestHeaders, 'authorization')).toBe(
+      'Bearer [REDACTED:authorization]',
+    );
+    expect(headerValue(shown.requestHeaders, 'user-agent')).toMatch(/httr/);
+  });
+
+  it('lists requests as a table, and says so when a request id does not exist', async () => {
+    const r = await cli('requests', '--host', '*.research-data.org');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]).toMatch(/^TIME\s+ID\s+METHOD\s+HOST\s+PATH\s+STATUS/);
+    expect(r.stdout).toContain(HOST);
+    const none = await cli('requests', '--host', 'nothing.example');
+    expect(none.stdout).toBe('no requests match\n');
+    const missing = await cli('requests', 'show', 'zzzzzzzzz000000000000');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim()).toBe("trustrun: no request with id 'zzzzzzzzz000000000000'");
+  });
+});
+
+describe('trustrun proxy --level full keeps a marker out of every file', () => {
+  it.skipIf(!hasCurl)(
+    'marker in URL, header and body: recorded, but nowhere in the data directory',
+    async () => {
+      const marker = `TRM-${Date.now().toString(36)}-z9q4w`;
+      const own = await mkdtemp(join(tmpdir(), 'trustrun-marker-'));
+      const ca = await makeTestCa();
+      const caFile = join(own, 'ca.pem');
+      await writeFile(caFile, ca.certPem);
+      const up = await startUpstream({ leaf: await makeLeaf(ca, [HOST]) });
+      const p = await startCliProxy(
+        [
+          '--level',
+          'full',
+          '--data-dir',
+          join(own, 'data'),
+          '--resolve',
+          `${HOST}:443:127.0.0.1:${up.port}`,
+          '--upstream-ca',
+          caFile,
+        ],
+        cleanEnv(),
+      );
+      try {
+        const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${join(own, 'data')}")" && export HTTPS_PROXY=${p.url} && `;
+        const r = await run(
+          'sh',
+          [
+            '-c',
+            setup +
+              `curl -sS --fail -H 'X-Study: ${marker}' --data '{"note":"${marker}"}' -H 'content-type: application/json' 'https://${HOST}/up/${marker}?q=${marker}'`,
+          ],
+          { env: cleanEnv({ HOME: own }) },
+        );
+        expect(r.stderr).toBe('');
+        expect(up.requests.at(-1)!.body.toString()).toContain(marker);
+        expect(await p.stop('SIGINT')).toBe(0);
+        // It was recorded (readable through the store)…
+        const list = await run(
+          process.execPath,
+          [CLI, 'requests', '--json', '--data-dir', join(own, 'data')],
+          {
+            env: cleanEnv(),
+          },
+        );
+        expect(list.stdout).toContain(`/up/${marker}`);
+        // …and yet no file in the data directory holds it in any encoding.
+        expect(findMarker(join(own, 'data'), marker)).toEqual([]);
+      } finally {
+        await p.stop();
+        await up.close();
+        await rm(own, { recursive: true, force: true });
+      }
+    },
+  );
+});
