@@ -158,6 +158,20 @@ describe('trustrun proxy --policy', () => {
     },
   );
 
+  it("takes the capture level from the policy's capture_level when --level is not given", async () => {
+    const file = join(dir, 'level.yaml');
+    await writeFile(file, 'version: 2\ncapture_level: full\ndefaults:\n  action: allow\n');
+    const p = await startCliProxy(['--policy', file, '--data-dir', dataDir], cleanEnv());
+    cleanups.push(() => p.stop());
+    expect(p.info.level).toBe('full');
+    const q = await startCliProxy(
+      ['--policy', file, '--level', 'metadata', '--data-dir', join(dir, 'd2')],
+      cleanEnv(),
+    );
+    cleanups.push(() => q.stop());
+    expect(q.info.level).toBe('metadata');
+  });
+
   const malformed: [string, string, RegExp][] = [
     [
       'bad YAML',
