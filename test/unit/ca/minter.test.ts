@@ -284,34 +284,45 @@ describe('LeafMinter: cache', () => {
 });
 
 describe('LeafMinter: cost', () => {
-  it('keeps the event loop responsive during 200 concurrent first requests', async () => {
+  it('yields to the event loop between contexts during 200 concurrent first requests', async () => {
     const { minter } = await setup();
     await minter.getSecureContext('warm-up.example.test');
+    // Counts turns of the event loop: one re-armed setImmediate per turn. Minting that yields
+    // between contexts lets other traffic run between them; minting the burst in one go would
+    // finish many contexts within one turn. (Milliseconds are for bench/, not for tests: they
+    // depend on how busy the machine is; turns do not.)
+    let turns = 0;
+    let counting = true;
+    const tick = (): void => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
     const histogram = monitorEventLoopDelay({ resolution: 1 });
     histogram.enable();
-    // A timer that should fire every 5 ms throughout: the other traffic of a busy proxy.
-    let ticks = 0;
-    const timer = setInterval(() => ticks++, 5);
     const started = performance.now();
+    const turnAtDone: number[] = [];
     const contexts = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        minter.getSecureContext(`host-${i}.burst.example.test`),
+        minter.getSecureContext(`host-${i}.burst.example.test`).then((ctx) => {
+          turnAtDone.push(turns);
+          return ctx;
+        }),
       ),
     );
     const elapsed = performance.now() - started;
-    clearInterval(timer);
+    counting = false;
     histogram.disable();
-    const maxDelayMs = histogram.max / 1e6;
     console.info(
-      `200 concurrent mints: ${elapsed.toFixed(0)} ms total, max event-loop delay ${maxDelayMs.toFixed(1)} ms, ` +
-        `p99 ${(histogram.percentile(99) / 1e6).toFixed(1)} ms, ${ticks} timer ticks`,
+      `200 concurrent mints: ${elapsed.toFixed(0)} ms total, ${turns} loop turns, ` +
+        `max event-loop delay ${(histogram.max / 1e6).toFixed(1)} ms`,
     );
     expect(new Set(contexts).size).toBe(200);
     expect(minter.stats().minted).toBe(201);
-    // Minting all 200 in one go would block for the whole burst (hundreds of ms); each step of
-    // the queue blocks for one context (~2 ms). The bound leaves a wide margin for a busy machine.
-    expect(maxDelayMs).toBeLessThan(100);
-    expect(ticks).toBeGreaterThan(elapsed / 5 / 4);
+    // Every context completes in a later turn of the loop than the one before it.
+    const sameTurn = turnAtDone.filter((t, i) => i > 0 && t === turnAtDone[i - 1]).length;
+    expect(sameTurn).toBe(0);
+    expect(turns).toBeGreaterThanOrEqual(200);
   });
 
   it('measures 200 sequential mints for distinct hosts', async () => {
