@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { register as registerCa } from './commands/ca.js';
+import { register as registerHistory } from './commands/history.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerProxy } from './commands/proxy.js';
 import { register as registerRequests } from './commands/requests.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   program.enablePositionalOptions();
   // Commands register themselves here (one line each).
   registerCa(program);
+  registerHistory(program);
   registerPolicy(program);
   registerProxy(program);
   registerRequests(program);

@@ -6,3 +6,13 @@ export { loadPolicy, parsePolicy } from './loader.js';
 export { auditVerdict } from './verdict.js';
 export { PRESETS, type Preset, type PresetRule } from './presets.js';
 export type { CompiledPolicy, FlatRule, LoadOptions, PolicyFormat } from './types.js';
+export {
+  DEFAULT_LEARNED_NAME,
+  destinationPattern,
+  learnPolicy,
+  type LearnDefaultAction,
+  type LearnOptions,
+  type LearnedPolicy,
+  type LearnedRule,
+  type ObservedDestination,
+} from './learn.js';

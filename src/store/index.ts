@@ -10,7 +10,17 @@ export type {
   ConnectionPatch,
   ConnectionQuery,
   ConnectionRow,
+  FindingInput,
+  FindingQuery,
+  FindingRow,
+  FindingSeverity,
+  FindingVerdictInput,
   HeaderList,
+  MonitorEventInput,
+  MonitorEventPatch,
+  MonitorEventQuery,
+  MonitorEventRow,
+  MonitorProtocol,
   Page,
   PageQuery,
   RequestCompletion,
@@ -18,6 +28,10 @@ export type {
   RequestInput,
   RequestQuery,
   RequestRow,
+  ScanInput,
+  ScanQuery,
+  ScanRow,
+  SessionCounts,
   SessionDetail,
   SessionEnd,
   SessionInput,
@@ -31,7 +45,8 @@ export type {
   ViolationQuery,
   ViolationRow,
 } from './types.js';
-export { CONNECTION_MODES } from './types.js';
+export { CONNECTION_MODES, FINDING_SEVERITIES, MONITOR_PROTOCOLS } from './types.js';
+export { redactFinding } from './scans.js';
 export {
   KEY_ID_BYTES,
   NONCE_BYTES,

@@ -136,6 +136,88 @@ CREATE INDEX violations_time ON violations(time);
 CREATE INDEX violations_host ON violations(host, id);
 `,
   },
+  {
+    version: 2,
+    name: 'monitor events, scans and findings, session counts',
+    sql: `
+-- Sockets of a monitored process tree seen in procfs/lsof (direct connections the proxy did not
+-- carry). Remote addresses are destinations, clear like hosts; nothing here is sealed.
+CREATE TABLE monitor_events (
+  id             TEXT PRIMARY KEY,
+  session_id     TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  pid            INTEGER NOT NULL,
+  exe            TEXT,
+  protocol       TEXT NOT NULL,
+  local_addr     TEXT NOT NULL,
+  local_port     INTEGER NOT NULL,
+  remote_addr    TEXT NOT NULL,
+  remote_port    INTEGER NOT NULL,
+  state          TEXT NOT NULL,
+  first_seen     INTEGER NOT NULL,
+  last_seen      INTEGER NOT NULL,
+  hostname       TEXT,
+  org            TEXT,
+  verdict_action TEXT,
+  verdict_rule   TEXT,
+  violation      INTEGER NOT NULL DEFAULT 0,
+  enforced       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX monitor_events_session ON monitor_events(session_id, id);
+
+ALTER TABLE violations ADD COLUMN monitor_event_id TEXT;
+
+-- Record counts frozen when a session ends (NULL while it runs: counted live then).
+ALTER TABLE sessions ADD COLUMN connection_count INTEGER;
+ALTER TABLE sessions ADD COLUMN request_count INTEGER;
+ALTER TABLE sessions ADD COLUMN violation_count INTEGER;
+ALTER TABLE sessions ADD COLUMN monitor_event_count INTEGER;
+
+CREATE TABLE scans (
+  id             TEXT PRIMARY KEY,
+  root           TEXT NOT NULL,
+  started_at     INTEGER NOT NULL,
+  ended_at       INTEGER NOT NULL,
+  files          INTEGER NOT NULL,
+  skipped        INTEGER NOT NULL,
+  policy         TEXT,
+  info_count     INTEGER NOT NULL DEFAULT 0,
+  warning_count  INTEGER NOT NULL DEFAULT 0,
+  critical_count INTEGER NOT NULL DEFAULT 0,
+  finding_count  INTEGER NOT NULL DEFAULT 0
+);
+
+-- One data key per scan, wrapped by the master key: deleting it shreds the scan's secrets.
+CREATE TABLE scan_keys (
+  scan_id    TEXT PRIMARY KEY REFERENCES scans(id) ON DELETE CASCADE,
+  key_id     TEXT NOT NULL UNIQUE,
+  wrapped    BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE scan_findings (
+  id             TEXT PRIMARY KEY,
+  scan_id        TEXT NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+  file           TEXT NOT NULL,
+  line           INTEGER NOT NULL,
+  col            INTEGER NOT NULL,
+  kind           TEXT NOT NULL,
+  patterns       TEXT,              -- JSON array of pattern names
+  severity       TEXT NOT NULL,
+  secret         INTEGER NOT NULL DEFAULT 0,
+  host           TEXT,
+  port           INTEGER,
+  fingerprint    TEXT,
+  verdict_action TEXT,
+  verdict_rule   TEXT,
+  verdict_reason TEXT,
+  violation      INTEGER NOT NULL DEFAULT 0,
+  value          BLOB NOT NULL,     -- sealed: the matched text
+  context        BLOB NOT NULL,     -- sealed: the source line
+  endpoint       BLOB               -- sealed: the URL/host the finding names
+);
+CREATE INDEX scan_findings_scan ON scan_findings(scan_id, id);
+`,
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

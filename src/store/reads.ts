@@ -4,6 +4,8 @@ import type { Db } from './db.js';
 import type {
   ConnectionQuery,
   ConnectionRow,
+  MonitorEventQuery,
+  MonitorEventRow,
   Page,
   PageQuery,
   RequestQuery,
@@ -16,8 +18,26 @@ import type {
 
 /** Read queries over the clear columns. Statements are prepared once per distinct shape. */
 
-const SESSION_COLS = `id, kind, command, policy, level, listen, pid, started_at AS startedAt,
+const SESSION_BASE_COLS = `id, kind, command, policy, level, listen, pid, started_at AS startedAt,
   ended_at AS endedAt, status, exit_code AS exitCode, shredded_at AS shreddedAt`;
+
+/** A live count of a session's rows in `table` (served by its (session_id, id) index). */
+const live = (table: string) => `(SELECT COUNT(*) FROM ${table} WHERE session_id = sessions.id)`;
+
+/**
+ * Sessions with their counts: frozen at the end of a session (endSession), counted live while
+ * it runs. COALESCE evaluates the subquery only when the frozen count is NULL.
+ */
+const SESSION_COLS = `${SESSION_BASE_COLS},
+  COALESCE(connection_count, ${live('connections')}) AS connectionCount,
+  COALESCE(request_count, ${live('requests')}) AS requestCount,
+  COALESCE(violation_count, ${live('violations')}) AS violationCount,
+  COALESCE(monitor_event_count, ${live('monitor_events')}) AS monitorEventCount`;
+
+/** Always live: what getSession returns. */
+const SESSION_LIVE_COLS = `${SESSION_BASE_COLS},
+  ${live('connections')} AS connectionCount, ${live('requests')} AS requestCount,
+  ${live('violations')} AS violationCount, ${live('monitor_events')} AS monitorEventCount`;
 
 const CONNECTION_COLS = `id, session_id AS sessionId, started_at AS startedAt, ended_at AS endedAt,
   client_addr AS clientAddr, client_port AS clientPort, pid, exe, host, port, ip, sni, alpn, mode,
@@ -33,7 +53,12 @@ const REQUEST_COLS = `id, session_id AS sessionId, connection_id AS connectionId
 
 const VIOLATION_COLS = `id, session_id AS sessionId, time, host, port, method, action, rule,
   rule_index AS ruleIndex, reason, explanation, enforced, connection_id AS connectionId,
-  request_id AS requestId`;
+  request_id AS requestId, monitor_event_id AS monitorEventId`;
+
+const MONITOR_EVENT_COLS = `id, session_id AS sessionId, pid, exe, protocol, local_addr AS localAddr,
+  local_port AS localPort, remote_addr AS remoteAddr, remote_port AS remotePort, state,
+  first_seen AS firstSeen, last_seen AS lastSeen, hostname, org, verdict_action AS verdictAction,
+  verdict_rule AS verdictRule, violation, enforced`;
 
 /** A request's clear columns, its sealed blobs as stored, and whether its session was shredded. */
 export interface RequestRecord {
@@ -48,11 +73,11 @@ export interface RequestRecord {
   sessionShreddedAt: number | null;
 }
 
-const ID_RE = /^[0-9a-z]{9}[0-9a-f]{12}$/;
+export const ID_RE = /^[0-9a-z]{9}[0-9a-f]{12}$/;
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
 
-type Filter = [sql: string, value: unknown];
+export type Filter = [sql: string, value: unknown];
 
 export class Reader {
   private readonly cache = new Map<string, Statement>();
@@ -64,15 +89,9 @@ export class Reader {
   }
 
   getSession(id: string): SessionDetail | null {
-    const row = this.stmt(`SELECT ${SESSION_COLS} FROM sessions WHERE id = ?`).get(id) as
+    const row = this.stmt(`SELECT ${SESSION_LIVE_COLS} FROM sessions WHERE id = ?`).get(id) as
       Record<string, unknown> | undefined;
-    if (!row) return null;
-    const counts = this.stmt(
-      `SELECT (SELECT COUNT(*) FROM connections WHERE session_id = @id) AS connections,
-              (SELECT COUNT(*) FROM requests WHERE session_id = @id) AS requests,
-              (SELECT COUNT(*) FROM violations WHERE session_id = @id) AS violations`,
-    ).get({ id }) as SessionDetail['counts'];
-    return { ...toSession(row), counts: { ...counts } };
+    return row ? toSession(row) : null;
   }
 
   listConnections(q: ConnectionQuery = {}): Page<ConnectionRow> {
@@ -104,6 +123,14 @@ export class Reader {
     return this.list('violations', VIOLATION_COLS, q, filters, toViolation);
   }
 
+  listMonitorEvents(q: MonitorEventQuery = {}): Page<MonitorEventRow> {
+    const filters: Filter[] = [];
+    if (q.sessionId !== undefined) filters.push(['session_id = ?', str('sessionId', q.sessionId)]);
+    if (q.pid !== undefined) filters.push(['pid = ?', int('pid', q.pid, 0, 2 ** 31 - 1)]);
+    filters.push(...timeFilters('first_seen', q));
+    return this.list('monitor_events', MONITOR_EVENT_COLS, q, filters, toMonitorEvent);
+  }
+
   /** The request with its sealed blobs (not opened), or null. */
   getRequestRecord(id: string): RequestRecord | null {
     const row = this.stmt(`SELECT ${REQUEST_COLS} FROM requests WHERE id = ?`).get(id) as
@@ -119,7 +146,8 @@ export class Reader {
     return { row: toRequest(row), sealed, sessionShreddedAt: session?.shreddedAt ?? null };
   }
 
-  private list<T extends { id: string }>(
+  /** One page of `table` ordered by id, after `filters` (also used by scans.ts). */
+  list<T extends { id: string }>(
     table: string,
     cols: string,
     q: PageQuery,
@@ -149,7 +177,7 @@ export class Reader {
     return { items, nextCursor: more ? (items.at(-1)?.id ?? null) : null };
   }
 
-  private stmt(sql: string): Statement {
+  stmt(sql: string): Statement {
     let s = this.cache.get(sql);
     if (!s) {
       s = this.db.prepare(sql);
@@ -179,7 +207,7 @@ export function idLowerBound(since: number): string {
     .padStart(9, '0');
 }
 
-function timeFilters(column: string, q: { since?: number; until?: number }): Filter[] {
+export function timeFilters(column: string, q: { since?: number; until?: number }): Filter[] {
   const out: Filter[] = [];
   if (q.since !== undefined) {
     out.push([`${column} >= ?`, time('since', q.since)]);
@@ -193,12 +221,12 @@ function usage(message: string): TrustRunError {
   return new TrustRunError('TR_USAGE', message);
 }
 
-function str(name: string, v: unknown): string {
+export function str(name: string, v: unknown): string {
   if (typeof v !== 'string' || v.length === 0) throw usage(`${name} must be a non-empty string`);
   return v;
 }
 
-function int(name: string, v: unknown, min: number, max: number): number {
+export function int(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw usage(`${name} must be a whole number from ${min} to ${max}, got ${String(v)}`);
   }
@@ -221,8 +249,32 @@ function flags(row: Record<string, unknown>) {
 }
 
 function toSession(row: Record<string, unknown>): SessionRow {
-  const r = row as unknown as SessionRow & { command: string | null };
-  return { ...r, command: r.command === null ? null : (JSON.parse(r.command) as string[]) };
+  const { connectionCount, requestCount, violationCount, monitorEventCount, ...r } =
+    row as unknown as Omit<SessionRow, 'counts' | 'command'> & {
+      command: string | null;
+      connectionCount: number;
+      requestCount: number;
+      violationCount: number;
+      monitorEventCount: number;
+    };
+  return {
+    ...r,
+    command: r.command === null ? null : (JSON.parse(r.command) as string[]),
+    counts: {
+      connections: connectionCount,
+      requests: requestCount,
+      violations: violationCount,
+      monitorEvents: monitorEventCount,
+    },
+  };
+}
+
+function toMonitorEvent(row: Record<string, unknown>): MonitorEventRow {
+  return {
+    ...(row as unknown as MonitorEventRow),
+    violation: row.violation === 1,
+    enforced: row.enforced === 1,
+  };
 }
 
 function toConnection(row: Record<string, unknown>): ConnectionRow {

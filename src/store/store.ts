@@ -28,16 +28,25 @@ import {
   type KeyLookup,
   type SealContext,
 } from './seal.js';
+import { ScanStore } from './scans.js';
 import {
   CONNECTION_MODES,
+  MONITOR_PROTOCOLS,
   type ConnectionInput,
   type ConnectionPatch,
   type ConnectionQuery,
+  type FindingInput,
+  type FindingQuery,
+  type MonitorEventInput,
+  type MonitorEventPatch,
+  type MonitorEventQuery,
   type PageQuery,
   type RequestCompletion,
   type RequestDetail,
   type RequestInput,
   type RequestQuery,
+  type ScanInput,
+  type ScanQuery,
   type SessionEnd,
   type SessionInput,
   type SessionRow,
@@ -117,6 +126,8 @@ interface Statements {
   insertRequest: Statement;
   completeRequest: Statement;
   insertViolation: Statement;
+  insertMonitorEvent: Statement;
+  updateMonitorEvent: Statement;
   requestInfo: Statement;
   sessionKey: Statement;
   keyById: Statement;
@@ -126,6 +137,7 @@ export class SqliteStore implements Store {
   readonly keySource: 'file' | 'passphrase';
   private readonly writer: BatchWriter;
   private readonly reader: Reader;
+  private readonly scans: ScanStore;
   private readonly s: Statements;
   private readonly listeners = new Set<StoreErrorListener>();
   /** sessionId -> data key used to seal new values. */
@@ -155,6 +167,7 @@ export class SqliteStore implements Store {
       onError: (err) => this.emitError(err),
     });
     this.reader = new Reader(db);
+    this.scans = new ScanStore(db, master, this.reader);
     this.s = {
       insertSession: db.prepare(
         `INSERT INTO sessions (id, kind, command, policy, level, listen, pid, owner_token, started_at, status)
@@ -163,8 +176,10 @@ export class SqliteStore implements Store {
       insertKey: db.prepare(
         'INSERT INTO session_keys (session_id, key_id, wrapped, created_at) VALUES (?, ?, ?, ?)',
       ),
+      // The counts are frozen here, once, so that listing sessions does not count their rows.
       endSession: db.prepare(
-        'UPDATE sessions SET status = ?, exit_code = ?, ended_at = ? WHERE id = ?',
+        `UPDATE sessions SET status = ?, exit_code = ?, ended_at = ?, ${freezeCounts('?')}
+         WHERE id = ?`,
       ),
       insertConnection: db.prepare(
         `INSERT INTO connections (id, session_id, started_at, client_addr, client_port, pid, exe,
@@ -201,8 +216,25 @@ export class SqliteStore implements Store {
       ),
       insertViolation: db.prepare(
         `INSERT INTO violations (id, session_id, time, host, port, method, action, rule, rule_index,
-           reason, explanation, enforced, connection_id, request_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           reason, explanation, enforced, connection_id, request_id, monitor_event_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertMonitorEvent: db.prepare(
+        `INSERT INTO monitor_events (id, session_id, pid, exe, protocol, local_addr, local_port,
+           remote_addr, remote_port, state, first_seen, last_seen, hostname, org, verdict_action,
+           verdict_rule, violation, enforced)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      updateMonitorEvent: db.prepare(
+        `UPDATE monitor_events SET
+           last_seen = COALESCE(?, last_seen), state = COALESCE(?, state),
+           hostname = CASE WHEN ? THEN ? ELSE hostname END,
+           org = CASE WHEN ? THEN ? ELSE org END,
+           verdict_action = CASE WHEN ? THEN ? ELSE verdict_action END,
+           verdict_rule = CASE WHEN ? THEN ? ELSE verdict_rule END,
+           violation = CASE WHEN ? THEN ? ELSE violation END,
+           enforced = COALESCE(?, enforced)
+         WHERE id = ?`,
       ),
       requestInfo: db.prepare(
         'SELECT session_id AS sessionId, started_at AS startedAt FROM requests WHERE id = ?',
@@ -275,6 +307,7 @@ export class SqliteStore implements Store {
       status: 'running',
       exitCode: null,
       shreddedAt: null,
+      counts: { connections: 0, requests: 0, violations: 0, monitorEvents: 0 },
     };
   }
 
@@ -282,7 +315,8 @@ export class SqliteStore implements Store {
     oneOf('session status', end.status, SESSION_STATUSES);
     this.writer.enqueue({
       stmt: this.s.endSession,
-      args: [end.status, end.exitCode ?? null, Date.now(), id],
+      // The id five times: four counts and the WHERE clause.
+      args: [end.status, end.exitCode ?? null, Date.now(), id, id, id, id, id],
       what: `the end of session ${id}`,
     });
   }
@@ -297,7 +331,9 @@ export class SqliteStore implements Store {
          SELECT MAX(t) FROM (
            SELECT MAX(COALESCE(ended_at, started_at)) AS t FROM connections WHERE session_id = @id
            UNION ALL SELECT MAX(COALESCE(ended_at, started_at)) FROM requests WHERE session_id = @id
-           UNION ALL SELECT MAX(time) FROM violations WHERE session_id = @id)), started_at)
+           UNION ALL SELECT MAX(time) FROM violations WHERE session_id = @id
+           UNION ALL SELECT MAX(last_seen) FROM monitor_events WHERE session_id = @id)), started_at),
+         ${freezeCounts('@id')}
        WHERE id = @id AND status = 'running'`,
     );
     let n = 0;
@@ -454,10 +490,105 @@ export class SqliteStore implements Store {
         v.enforced ? 1 : 0,
         v.connectionId ?? null,
         v.requestId ?? null,
+        v.monitorEventId ?? null,
       ],
       what: `violation ${id}`,
     });
     return id;
+  }
+
+  addMonitorEvent(e: MonitorEventInput): string {
+    oneOf('monitor protocol', e.protocol, MONITOR_PROTOCOLS);
+    const id = newId();
+    const v = e.verdict ?? null;
+    this.writer.enqueue({
+      stmt: this.s.insertMonitorEvent,
+      args: [
+        id,
+        e.sessionId,
+        e.pid,
+        e.exe ?? null,
+        e.protocol,
+        e.localAddr,
+        e.localPort,
+        e.remoteAddr.toLowerCase(),
+        e.remotePort,
+        e.state,
+        e.firstSeen,
+        e.lastSeen,
+        e.hostname == null ? null : normHost(e.hostname),
+        e.org ?? null,
+        v?.action ?? null,
+        v?.rule ?? null,
+        v?.violation ? 1 : 0,
+        e.enforced ? 1 : 0,
+      ],
+      what: `monitor event ${id}`,
+    });
+    return id;
+  }
+
+  updateMonitorEvent(id: string, patch: MonitorEventPatch): void {
+    const has = (k: keyof MonitorEventPatch) => (patch[k] !== undefined ? 1 : 0);
+    const v = patch.verdict ?? null;
+    this.writer.enqueue({
+      stmt: this.s.updateMonitorEvent,
+      args: [
+        patch.lastSeen ?? null,
+        patch.state ?? null,
+        has('hostname'),
+        patch.hostname == null ? null : normHost(patch.hostname),
+        has('org'),
+        patch.org ?? null,
+        has('verdict'),
+        v?.action ?? null,
+        has('verdict'),
+        v?.rule ?? null,
+        has('verdict'),
+        v?.violation ? 1 : 0,
+        patch.enforced === undefined ? null : patch.enforced ? 1 : 0,
+        id,
+      ],
+      what: `an update of monitor event ${id}`,
+    });
+  }
+
+  // ---- scans ---------------------------------------------------------------------------------
+
+  addScan(input: ScanInput): string {
+    this.assertOpen();
+    return this.scans.addScan(input, this.transactionFn);
+  }
+
+  addFindings(scanId: string, findings: readonly FindingInput[]): string[] {
+    this.assertOpen();
+    return this.scans.addFindings(scanId, findings, this.transactionFn);
+  }
+
+  listScans(q?: ScanQuery) {
+    this.assertOpen();
+    return this.scans.listScans(q);
+  }
+
+  getScan(id: string) {
+    this.assertOpen();
+    return this.scans.getScan(id);
+  }
+
+  listFindings(q: FindingQuery) {
+    this.assertOpen();
+    return this.scans.listFindings(q);
+  }
+
+  getFindingRaw(id: string) {
+    this.assertOpen();
+    return this.scans.getFindingRaw(id);
+  }
+
+  async purgeScan(id: string): Promise<void> {
+    this.assertOpen();
+    this.scans.deleteScan(id, this.transactionFn);
+    this.checkpointAfterDelete();
   }
 
   async flush(): Promise<void> {
@@ -476,6 +607,7 @@ export class SqliteStore implements Store {
     } catch (e) {
       this.logger.warn({ err: messageOf(e) }, 'checkpoint at close failed');
     }
+    this.scans.close();
     for (const k of this.writeKeys.values()) wipe(k.key);
     for (const k of this.readKeys.values()) wipe(k.key);
     this.writeKeys.clear();
@@ -516,6 +648,11 @@ export class SqliteStore implements Store {
   listViolations(q?: ViolationQuery) {
     this.assertOpen();
     return this.reader.listViolations(q);
+  }
+
+  listMonitorEvents(q?: MonitorEventQuery) {
+    this.assertOpen();
+    return this.reader.listMonitorEvents(q);
   }
 
   getRequest(id: string): RequestDetail | null {
@@ -678,6 +815,9 @@ export class SqliteStore implements Store {
     }
   }
 
+  private readonly transactionFn = (what: string, fn: () => void): void =>
+    this.transaction(what, fn);
+
   /** A direct (unbatched) write transaction; failures become TR_STORE_UNAVAILABLE. */
   private transaction(what: string, fn: () => void): void {
     this.assertOpen();
@@ -706,6 +846,14 @@ export class SqliteStore implements Store {
       }
     }
   }
+}
+
+/** SET clause freezing a session's record counts; `id` is the SQL parameter holding its id. */
+function freezeCounts(id: string): string {
+  return `connection_count = (SELECT COUNT(*) FROM connections WHERE session_id = ${id}),
+    request_count = (SELECT COUNT(*) FROM requests WHERE session_id = ${id}),
+    violation_count = (SELECT COUNT(*) FROM violations WHERE session_id = ${id}),
+    monitor_event_count = (SELECT COUNT(*) FROM monitor_events WHERE session_id = ${id})`;
 }
 
 function ctx(recordId: string, field: string): SealContext {

@@ -47,11 +47,19 @@ export interface SessionRow {
   exitCode: number | null;
   /** When the session's data key was deleted; its sealed fields can no longer be opened. */
   shreddedAt: number | null;
+  /** Records in the session: counted live while it runs, frozen when it ends. */
+  counts: SessionCounts;
 }
 
-export interface SessionDetail extends SessionRow {
-  counts: { connections: number; requests: number; violations: number };
+export interface SessionCounts {
+  connections: number;
+  requests: number;
+  violations: number;
+  monitorEvents: number;
 }
+
+/** A session as `getSession` returns it: its counts are always counted live. */
+export type SessionDetail = SessionRow;
 
 export interface SessionEnd {
   status: SessionStatus;
@@ -200,6 +208,8 @@ export interface ViolationInput {
   enforced: boolean;
   connectionId?: string | null;
   requestId?: string | null;
+  /** The monitor event (a direct socket) the violation is about. */
+  monitorEventId?: string | null;
 }
 
 export interface ViolationRow {
@@ -217,6 +227,7 @@ export interface ViolationRow {
   enforced: boolean;
   connectionId: string | null;
   requestId: string | null;
+  monitorEventId: string | null;
 }
 
 export interface Page<T> {
@@ -263,6 +274,177 @@ export interface ViolationQuery extends PageQuery, TimeRange {
   enforced?: boolean;
 }
 
+// ---- monitor events ----------------------------------------------------------------------------
+
+export type MonitorProtocol = 'tcp' | 'udp';
+export const MONITOR_PROTOCOLS: readonly MonitorProtocol[] = ['tcp', 'udp'];
+
+/** A socket of the monitored process tree, seen by polling (a connection the proxy did not carry). */
+export interface MonitorEventInput {
+  sessionId: string;
+  pid: number;
+  exe?: string | null;
+  protocol: MonitorProtocol;
+  localAddr: string;
+  localPort: number;
+  /** The destination: stored in the clear, like a connection's host. */
+  remoteAddr: string;
+  remotePort: number;
+  /** Socket state as the system names it (ESTABLISHED, SYN_SENT, ...). */
+  state: string;
+  /** Milliseconds since the epoch. */
+  firstSeen: number;
+  lastSeen: number;
+  /** From the proxy's records, SNI, DNS or reverse DNS. */
+  hostname?: string | null;
+  /** Organisation owning the address (cloud provider, whois). */
+  org?: string | null;
+  verdict?: Verdict | null;
+  /** Whether the verdict was carried out (the process tree was killed). */
+  enforced?: boolean;
+}
+
+/** Fields left out (or undefined) keep their stored value; `verdict: null` clears the verdict. */
+export interface MonitorEventPatch {
+  lastSeen?: number;
+  state?: string;
+  hostname?: string | null;
+  org?: string | null;
+  verdict?: Verdict | null;
+  enforced?: boolean;
+}
+
+export interface MonitorEventRow {
+  id: string;
+  sessionId: string;
+  pid: number;
+  exe: string | null;
+  protocol: MonitorProtocol;
+  localAddr: string;
+  localPort: number;
+  remoteAddr: string;
+  remotePort: number;
+  state: string;
+  firstSeen: number;
+  lastSeen: number;
+  hostname: string | null;
+  org: string | null;
+  verdictAction: Action | null;
+  verdictRule: string | null;
+  violation: boolean;
+  enforced: boolean;
+}
+
+export interface MonitorEventQuery extends PageQuery, TimeRange {
+  sessionId?: string;
+  pid?: number;
+}
+
+// ---- scans and findings ------------------------------------------------------------------------
+
+export type FindingSeverity = 'info' | 'warning' | 'critical';
+export const FINDING_SEVERITIES: readonly FindingSeverity[] = ['info', 'warning', 'critical'];
+
+/** One run of the static scanner. Scans are not sessions: they have their own data key. */
+export interface ScanInput {
+  /** A time-ordered id made by core's newId (the scanner's own id); made here when absent. */
+  id?: string;
+  /** The directory scanned (absolute). */
+  root: string;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  endedAt: number;
+  /** Files scanned and files skipped. */
+  files: number;
+  skipped: number;
+  /** Name of the policy the findings were checked against. */
+  policy?: string | null;
+  counts: Record<FindingSeverity, number>;
+}
+
+export interface ScanRow {
+  id: string;
+  root: string;
+  startedAt: number;
+  endedAt: number;
+  files: number;
+  skipped: number;
+  policy: string | null;
+  counts: Record<FindingSeverity, number>;
+  /** Findings stored for the scan. */
+  findings: number;
+}
+
+/** The policy's word on a finding's destination. */
+export interface FindingVerdictInput {
+  action: Action;
+  violation: boolean;
+  rule: string | null;
+  reason: string;
+}
+
+export interface FindingInput {
+  /** Path relative to the scanned directory. */
+  file: string;
+  line: number;
+  column: number;
+  /** The primary pattern. */
+  kind: string;
+  /** Every pattern that matched. */
+  patterns?: string[];
+  severity: FindingSeverity;
+  /** The finding is secret material (a key, token, password): its value is never shown. */
+  secret?: boolean;
+  /** The matched text: sealed. */
+  value: string;
+  /** The source line around it: sealed. */
+  context: string;
+  /** The URL or host the finding names: sealed (a URL may carry a path and query). */
+  endpoint?: string | null;
+  /** The destination's host and port: clear, like a connection's. */
+  host?: string | null;
+  port?: number | null;
+  fingerprint?: string | null;
+  verdict?: FindingVerdictInput | null;
+}
+
+/** A finding as read: value, context and endpoint opened and redacted. */
+export interface FindingRow {
+  id: string;
+  scanId: string;
+  file: string;
+  line: number;
+  column: number;
+  kind: string;
+  patterns: string[];
+  severity: FindingSeverity;
+  secret: boolean;
+  host: string | null;
+  port: number | null;
+  fingerprint: string | null;
+  verdictAction: Action | null;
+  verdictRule: string | null;
+  verdictReason: string | null;
+  violation: boolean;
+  value: string;
+  context: string;
+  endpoint: string | null;
+}
+
+export interface ScanQuery extends PageQuery, TimeRange {
+  /** Only scans of this directory. */
+  root?: string;
+}
+
+/** Findings of one scan, in the order they were added unless `order` says otherwise. */
+export interface FindingQuery extends PageQuery {
+  scanId: string;
+  severity?: FindingSeverity;
+  kind?: string;
+  file?: string;
+  violation?: boolean;
+}
+
 export interface StoreStats {
   /** Transactions committed by the batching writer. */
   commits: number;
@@ -305,6 +487,24 @@ export interface Store {
   listRequests(q?: RequestQuery): Page<RequestRow>;
   getRequest(id: string): RequestDetail | null;
   listViolations(q?: ViolationQuery): Page<ViolationRow>;
+
+  /** Queued like connections; returns the id at once. */
+  addMonitorEvent(e: MonitorEventInput): string;
+  updateMonitorEvent(id: string, patch: MonitorEventPatch): void;
+  listMonitorEvents(q?: MonitorEventQuery): Page<MonitorEventRow>;
+
+  /** Stores a scan (and its data key) at once; returns its id. */
+  addScan(s: ScanInput): string;
+  /** Stores findings of a scan in one transaction, value/context/endpoint sealed; returns their ids. */
+  addFindings(scanId: string, findings: readonly FindingInput[]): string[];
+  listScans(q?: ScanQuery): Page<ScanRow>;
+  getScan(id: string): ScanRow | null;
+  /** Findings with value, context and endpoint opened and redacted for display. */
+  listFindings(q: FindingQuery): Page<FindingRow>;
+  /** One finding opened raw (unredacted): for tools that must re-check the secret itself. */
+  getFindingRaw(id: string): FindingRow | null;
+  /** Deletes a scan, its findings and its data key. */
+  purgeScan(id: string): Promise<void>;
 
   /** Deletes the session's data key: its sealed fields can never be opened again. */
   shredSession(id: string): Promise<void>;

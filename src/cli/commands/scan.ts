@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { TrustRunError } from '../../core/index.js';
+import { TrustRunError, formatError } from '../../core/index.js';
 import { loadPolicy } from '../../policy/index.js';
 import {
+  RULES,
   formatText,
   scanDirectory,
   scanHeader,
@@ -12,7 +13,8 @@ import {
   type ScanProgress,
   type ScanResult,
 } from '../../scan/index.js';
-import { collect } from '../common.js';
+import { openStore, type FindingInput, type Store } from '../../store/index.js';
+import { addDataDirOption, collect, dataDirFrom } from '../common.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../../package.json') as { version: string };
@@ -25,6 +27,9 @@ export interface ScanCommandOptions {
   format?: string;
   exclude?: string[];
   json?: boolean;
+  /** Store the scan and its findings in the data directory (`--no-store` sets false). */
+  store?: boolean;
+  dataDir?: string;
 }
 
 /** Where output goes; tests pass their own. `progress` is set when stderr is a terminal. */
@@ -45,6 +50,8 @@ export interface ScanCommandResult {
   format: ScanFormat;
   /** 1 when any finding is critical, else 0. */
   exitCode: number;
+  /** The stored scan's id (the result's own id), or null when not stored. */
+  storedId: string | null;
 }
 
 function chooseFormat(opts: ScanCommandOptions): ScanFormat {
@@ -90,7 +97,9 @@ function progressLine(io: ScanIo): { update: (p: ScanProgress) => void; clear: (
 
 /**
  * `trustrun scan DIR`: scans the tree and writes the report (text on stderr; json and sarif
- * on stdout). Returns the exit code: 1 when any finding is critical, else 0.
+ * on stdout). With `store: true` (the command line's default; `--no-store` turns it off) the
+ * scan and its findings are stored in the data directory. Returns the exit code: 1 when any
+ * finding is critical, else 0.
  */
 export async function scanCommand(
   dir: string | undefined,
@@ -115,9 +124,8 @@ export async function scanCommand(
   } finally {
     progress.clear();
   }
-  if (format === 'text') {
-    io.err(formatText(result));
-  } else {
+  if (format === 'text') io.err(formatText(result));
+  else {
     const doc = format === 'json' ? result : toSarif(result, version);
     io.out(JSON.stringify(doc, null, 2) + '\n');
     const c = result.counts;
@@ -126,11 +134,68 @@ export async function scanCommand(
         `${result.findings.length} findings, ${c.critical} critical\n`,
     );
   }
-  return { result, format, exitCode: result.counts.critical > 0 ? 1 : 0 };
+  // Stored after the report; json and sarif already carry the id (`id`, `properties.scanId`).
+  const storedId = opts.store === true ? await storeScan(result, dataDirFrom(opts), io) : null;
+  if (storedId !== null && format === 'text') io.err(`Scan stored as ${storedId}\n`);
+  return { result, format, exitCode: result.counts.critical > 0 ? 1 : 0, storedId };
+}
+
+/** A finding as the store keeps it: matched text, context and endpoint are sealed there. */
+export function findingRecord(f: ScanResult['findings'][number]): FindingInput {
+  return {
+    file: f.file,
+    line: f.line,
+    column: f.column,
+    kind: f.kind,
+    patterns: f.patterns,
+    severity: f.severity,
+    secret: f.patterns.some((p) => RULES[p].secret),
+    value: f.text,
+    context: f.context,
+    endpoint: f.endpoint,
+    host: f.destination?.host ?? null,
+    port: f.destination && f.destination.port > 0 ? f.destination.port : null,
+    fingerprint: f.fingerprint,
+    verdict: f.verdict && {
+      action: f.verdict.action,
+      violation: f.verdict.violation,
+      rule: f.verdict.rule,
+      reason: f.verdict.reason,
+    },
+  };
+}
+
+/**
+ * Stores the scan under the result's own id (shown in the json and sarif output). A store that
+ * cannot be opened or written is a warning: the report and the exit code do not depend on it.
+ */
+async function storeScan(result: ScanResult, dataDir: string, io: ScanIo): Promise<string | null> {
+  let store: Store | null = null;
+  try {
+    store = await openStore({ dataDir });
+    const startedAt = Date.parse(result.startedAt);
+    const id = store.addScan({
+      id: result.id,
+      root: result.root,
+      startedAt,
+      endedAt: startedAt + Math.round(result.durationMs),
+      files: result.filesScanned,
+      skipped: result.filesSkipped,
+      policy: result.policy,
+      counts: result.counts,
+    });
+    store.addFindings(id, result.findings.map(findingRecord));
+    return id;
+  } catch (err) {
+    io.err(`trustrun: warning: the scan was not stored: ${formatError(err)}\n`);
+    return null;
+  } finally {
+    await store?.close().catch(() => undefined);
+  }
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('scan')
     .description(
       'find endpoints, network calls and secrets in a source tree (exit 1 on critical findings)',
@@ -148,8 +213,9 @@ export function register(program: Command): void {
       [],
     )
     .option('--json', 'same as --format json')
-    .action(async (dir: string | undefined, opts: ScanCommandOptions) => {
-      const { exitCode } = await scanCommand(dir, opts);
-      process.exitCode = exitCode;
-    });
+    .option('--no-store', 'do not store the scan and its findings in the data directory');
+  addDataDirOption(cmd).action(async (dir: string | undefined, opts: ScanCommandOptions) => {
+    const { exitCode } = await scanCommand(dir, opts);
+    process.exitCode = exitCode;
+  });
 }

@@ -69,7 +69,7 @@ describe('store round trips', () => {
       status: 'completed',
       exitCode: 3,
       shreddedAt: null,
-      counts: { connections: 1, requests: 1, violations: 1 },
+      counts: { connections: 1, requests: 1, violations: 1, monitorEvents: 0 },
     });
     expect(got?.endedAt).toBeGreaterThanOrEqual(s.startedAt);
     expect(store.listSessions().items.map((x) => x.id)).toEqual([s.id]);
@@ -260,6 +260,7 @@ describe('store round trips', () => {
         enforced: false,
         connectionId: null,
         requestId: null,
+        monitorEventId: null,
       },
     ]);
   });
