@@ -6,6 +6,7 @@ import { register as registerPolicy } from './commands/policy.js';
 import { register as registerProxy } from './commands/proxy.js';
 import { register as registerRequests } from './commands/requests.js';
 import { register as registerScan } from './commands/scan.js';
+import { register as registerServer } from './commands/server.js';
 import { register as registerViolations } from './commands/violations.js';
 
 const require = createRequire(import.meta.url);
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerProxy(program);
   registerRequests(program);
   registerScan(program);
+  registerServer(program);
   registerViolations(program);
   return program;
 }

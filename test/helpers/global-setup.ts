@@ -12,11 +12,8 @@ export default function setup(): () => void {
     if (home?.includes('trustrun-test-home-')) rmSync(home, { recursive: true, force: true });
   };
   if (process.env.TRUSTRUN_SKIP_BUILD) return teardown;
-  const r = spawnSync(
-    process.execPath,
-    ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
-    { stdio: 'inherit' },
-  );
+  // The package's own build script: tsc plus the web UI's static files.
+  const r = spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
   if (r.status !== 0) console.warn('tsc reported errors; dist/ was emitted anyway');
   return teardown;
 }

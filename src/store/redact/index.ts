@@ -11,4 +11,4 @@ export { redactText } from './text.js';
 export { redactBody, type RedactBodyOptions, type RedactedBody } from './body.js';
 export { DEFAULT_MAX_DECODED_BYTES } from './decode.js';
 export { secretHeaderKind, secretKeyKind, phiKeyKind, type KeyPlace } from './keys.js';
-export { absoluteUrl, redactRequest, type RedactedRequest } from './view.js';
+export { absoluteUrl, originOf, redactRequest, type RedactedRequest } from './view.js';

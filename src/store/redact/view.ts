@@ -30,15 +30,19 @@ function body(
   });
 }
 
+/** scheme://host[:port] of a request (the port only when it is not the scheme's default). */
+export function originOf(row: Pick<RequestRow, 'scheme' | 'host' | 'port'>): string {
+  const defaultPort = row.scheme === 'https' ? 443 : 80;
+  const host = row.host.includes(':') ? `[${row.host}]` : row.host;
+  return `${row.scheme}://${host}${row.port === defaultPort ? '' : `:${row.port}`}`;
+}
+
 /** The absolute URL of a request: stored is the path and query; scheme, host and port are clear. */
 export function absoluteUrl(
   row: Pick<RequestRow, 'scheme' | 'host' | 'port'>,
   path: string,
 ): string {
-  if (!path.startsWith('/')) return path;
-  const defaultPort = row.scheme === 'https' ? 443 : 80;
-  const host = row.host.includes(':') ? `[${row.host}]` : row.host;
-  return `${row.scheme}://${host}${row.port === defaultPort ? '' : `:${row.port}`}${path}`;
+  return path.startsWith('/') ? originOf(row) + path : path;
 }
 
 /**
@@ -59,7 +63,7 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
     requestBody,
     responseBody,
     redactions: [
-      ...url.applied,
+      ...url.applied.map((r) => ({ ...r, location: `request ${r.location}` })),
       ...reqHeaders.applied.map((r) => ({ ...r, location: `request ${r.location}` })),
       ...(resHeaders?.applied ?? []).map((r) => ({ ...r, location: `response ${r.location}` })),
       ...(requestBody?.applied ?? []).map((r) => ({ ...r, location: `request ${r.location}` })),

@@ -1,0 +1,71 @@
+/**
+ * Follows a table for new and changed rows by polling the store, so the live stream works when
+ * another process (a `trustrun proxy`) writes the records. Ids are time-ordered but made before
+ * the row commits (and two made in the same millisecond are in random order), so each poll
+ * re-reads a short window and remembers what it already sent.
+ */
+import type { Page, PageQuery } from '../store/index.js';
+
+/** How far back each poll re-reads, to catch rows committed after later ids. */
+export const OVERLAP_MS = 5_000;
+/** How long a row that is still open (no end time) is re-read for its completion. */
+export const OPEN_WINDOW_MS = 10 * 60_000;
+const PAGE = 1000;
+const MAX_PAGES = 5;
+
+/** The smallest cursor that lets every id made at `ms` or later through (`id > cursor`). */
+export function cursorAt(ms: number): string {
+  return (
+    Math.max(0, Math.floor(ms) - 1)
+      .toString(36)
+      .padStart(9, '0') + 'f'.repeat(12)
+  );
+}
+
+export function timeOfId(id: string): number {
+  return parseInt(id.slice(0, 9), 36);
+}
+
+export class Follower<T extends { id: string }> {
+  /** id -> state sent; rows stay here while they are inside the re-read window. */
+  private readonly sent = new Map<string, string>();
+  private readonly open = new Set<string>();
+
+  constructor(
+    private readonly fetch: (q: PageQuery) => Page<T>,
+    /** Changes when the row changes in a way worth sending again. */
+    private readonly stateOf: (row: T) => string,
+    /** Whether the row may still change (e.g. a request not yet completed). */
+    private readonly isOpen: (row: T) => boolean,
+    /** Rows with ids up to this one are never sent. */
+    private readonly after: string,
+  ) {}
+
+  poll(now: number = Date.now()): T[] {
+    let lowMs = now - OVERLAP_MS;
+    for (const id of this.open) {
+      const t = timeOfId(id);
+      if (t < now - OPEN_WINDOW_MS) this.open.delete(id);
+      else lowMs = Math.min(lowMs, t);
+    }
+    const window = cursorAt(lowMs);
+    let cursor: string | null = window > this.after ? window : this.after;
+    const out: T[] = [];
+    for (let i = 0; i < MAX_PAGES && cursor !== null; i++) {
+      const page = this.fetch({ order: 'asc', limit: PAGE, cursor });
+      for (const row of page.items) {
+        const state = this.stateOf(row);
+        if (this.isOpen(row)) this.open.add(row.id);
+        else this.open.delete(row.id);
+        if (this.sent.get(row.id) === state) continue;
+        this.sent.set(row.id, state);
+        out.push(row);
+      }
+      cursor = page.nextCursor;
+    }
+    for (const id of this.sent.keys()) {
+      if (id <= window && !this.open.has(id)) this.sent.delete(id);
+    }
+    return out;
+  }
+}
