@@ -8,6 +8,7 @@ import { register as registerRequests } from './commands/requests.js';
 import { register as registerScan } from './commands/scan.js';
 import { register as registerServer } from './commands/server.js';
 import { register as registerViolations } from './commands/violations.js';
+import { register as registerWatch } from './commands/watch.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -38,5 +39,6 @@ export function buildProgram(): Command {
   registerScan(program);
   registerServer(program);
   registerViolations(program);
+  registerWatch(program);
   return program;
 }

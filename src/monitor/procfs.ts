@@ -207,3 +207,70 @@ export function isAlive(pid: number, root = '/proc'): boolean {
   if (!stat) return false;
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
 }
+
+/** The fields of /proc/PID/stat the monitor needs. */
+export interface ProcStat {
+  ppid: number;
+  /** One-letter state (R, S, D, Z, T …). */
+  state: string;
+  /** Start time in clock ticks since boot: with the pid, it identifies a process across reuse. */
+  start: number;
+}
+
+/** Parses the text of /proc/PID/stat (the command name may hold spaces and parentheses). */
+export function parseStat(text: string): ProcStat | null {
+  const close = text.lastIndexOf(')');
+  if (close < 0) return null;
+  const f = text.slice(close + 2).split(' ');
+  // After the name: state(0) ppid(1) … starttime is field 22 of the line, index 19 here.
+  if (f.length < 20) return null;
+  return { state: f[0]!, ppid: Number(f[1]), start: Number(f[19]) };
+}
+
+export function readStat(pid: number, root = '/proc'): ProcStat | null {
+  const text = readOr(`${root}/${pid}/stat`);
+  return text ? parseStat(text) : null;
+}
+
+/**
+ * Like parseProcNet, but keeps only the rows whose inode is in `inodes` (the sockets of the
+ * watched processes) and decodes nothing else: the poll reads whole tables, most rows are not
+ * ours, and skipping them early keeps a poll cheap on busy machines.
+ */
+export function parseProcNetFor(
+  text: string,
+  protocol: 'tcp' | 'udp',
+  inodes: ReadonlySet<number>,
+  out: SocketEntry[] = [],
+): SocketEntry[] {
+  let pos = text.indexOf('\n') + 1;
+  while (pos > 0 && pos < text.length) {
+    const end = text.indexOf('\n', pos);
+    const line = text.slice(pos, end < 0 ? text.length : end);
+    pos = end < 0 ? text.length : end + 1;
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const inode = Number(f[9]);
+    if (!inodes.has(inode)) continue;
+    const [la, lp] = f[1]!.split(':') as [string, string];
+    const [ra, rp] = f[2]!.split(':') as [string, string];
+    out.push({
+      protocol,
+      localAddr: decodeAddress(la),
+      localPort: parseInt(lp, 16),
+      remoteAddr: decodeAddress(ra),
+      remotePort: parseInt(rp, 16),
+      state: parseInt(f[3]!, 16),
+      inode,
+    });
+  }
+  return out;
+}
+
+/** The kernel's socket tables, one string each, read once (missing files read as ''). */
+export function readSocketTexts(root = '/proc'): { tcp: string[]; udp: string[] } {
+  return {
+    tcp: [readOr(`${root}/net/tcp`), readOr(`${root}/net/tcp6`)],
+    udp: [readOr(`${root}/net/udp`), readOr(`${root}/net/udp6`)],
+  };
+}
