@@ -18,3 +18,30 @@ export {
 export { exportCa, type ExportFormat } from './export.js';
 export { normalizeHost, type NormalizedHost } from './hostname.js';
 export { MAX_LEAF_DAYS } from './leaf.js';
+export {
+  buildTrustStore,
+  caAlias,
+  ensureJavaTrustStore,
+  exportCaPkcs12,
+  javaToolOptions,
+  JAVA_TRUST_STORE_PASSWORD,
+  type JavaTrustStore,
+  type TrustedCertificate,
+} from './java.js';
+export {
+  runEnvironment,
+  withNodePreload,
+  NODE_PRELOAD,
+  type RunEnvironment,
+  type RunEnvironmentOptions,
+} from './runenv.js';
+export {
+  detectTrustSystem,
+  installCa,
+  installedName,
+  uninstallCa,
+  TRUST_SYSTEMS,
+  type InstallOptions,
+  type TrustChange,
+  type TrustSystem,
+} from './install.js';

@@ -2,9 +2,11 @@ import { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { register as registerCa } from './commands/ca.js';
 import { register as registerHistory } from './commands/history.js';
+import { register as registerLearn } from './commands/learn.js';
 import { register as registerPolicy } from './commands/policy.js';
 import { register as registerProxy } from './commands/proxy.js';
 import { register as registerRequests } from './commands/requests.js';
+import { register as registerRun } from './commands/run.js';
 import { register as registerScan } from './commands/scan.js';
 import { register as registerServer } from './commands/server.js';
 import { register as registerViolations } from './commands/violations.js';
@@ -33,9 +35,11 @@ export function buildProgram(): Command {
   // Commands register themselves here (one line each).
   registerCa(program);
   registerHistory(program);
+  registerLearn(program);
   registerPolicy(program);
   registerProxy(program);
   registerRequests(program);
+  registerRun(program);
   registerScan(program);
   registerServer(program);
   registerViolations(program);

@@ -1,14 +1,21 @@
 import { Option, type Command } from 'commander';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
   SHELLS,
+  TRUST_SYSTEMS,
   caEnvironment,
   exportCa,
+  exportCaPkcs12,
   formatEnv,
+  installCa,
   loadOrCreateCa,
+  uninstallCa,
   type ExportFormat,
   type ShellKind,
+  type TrustChange,
+  type TrustSystem,
 } from '../../ca/index.js';
 import { TrustRunError, dataPaths } from '../../core/index.js';
 import { addDataDirOption, dataDirFrom, printJson, type CommonOptions } from '../common.js';
@@ -66,17 +73,82 @@ export async function caEnv(opts: CaEnvOptions): Promise<string> {
 }
 
 export interface CaExportOptions extends CommonOptions {
-  format?: ExportFormat;
+  format?: ExportFormat | 'p12';
   output?: string;
+  /** p12 only: the store's password (default: a random one, see caExport's result). */
+  password?: string;
 }
 
-/** `trustrun ca export`: the certificate bytes; written to `output` when given. */
-export async function caExport(opts: CaExportOptions): Promise<Buffer> {
+/**
+ * `trustrun ca export`: the certificate bytes; written to `output` when given. For p12 without
+ * a password, `generatedPassword` holds the random one used.
+ */
+export async function caExport(
+  opts: CaExportOptions,
+): Promise<Buffer & { generatedPassword?: string }> {
   const format = opts.format ?? 'pem';
   const ca = await loadOrCreateCa(dataPaths(dataDirFrom(opts)));
-  const data = exportCa(ca, format);
+  let data: Buffer & { generatedPassword?: string };
+  if (format === 'p12') {
+    const generated =
+      opts.password === undefined ? randomBytes(12).toString('base64url') : undefined;
+    data = exportCaPkcs12(ca, opts.password ?? (generated as string));
+    if (generated) data.generatedPassword = generated;
+  } else {
+    if (opts.password !== undefined) {
+      throw new TrustRunError('TR_USAGE', '--password applies to --format p12 only');
+    }
+    data = exportCa(ca, format);
+  }
   if (opts.output) await writeFile(opts.output, data, { mode: 0o644 });
   return data;
+}
+
+export interface CaInstallOptions extends CommonOptions {
+  root?: string;
+  system?: TrustSystem;
+}
+
+/** `trustrun ca install`: adds the CA to the system trust store (needs root). */
+export async function caInstall(opts: CaInstallOptions): Promise<TrustChange> {
+  const ca = await loadOrCreateCa(dataPaths(dataDirFrom(opts)));
+  return installCa(ca, { root: opts.root, system: opts.system });
+}
+
+/** `trustrun ca uninstall`: removes what `ca install` added. */
+export async function caUninstall(opts: CaInstallOptions): Promise<TrustChange> {
+  const ca = await loadOrCreateCa(dataPaths(dataDirFrom(opts)));
+  return uninstallCa(ca, { root: opts.root, system: opts.system });
+}
+
+function reportTrustChange(r: TrustChange, verb: 'install' | 'uninstall', json?: boolean): void {
+  if (json) return printJson(r);
+  const err = process.stderr;
+  if (verb === 'install') {
+    err.write(
+      `${r.changed ? 'Installed' : 'Already installed'}: the CA is trusted by the ${r.system} system store (${r.target})\n`,
+    );
+  } else {
+    err.write(
+      `${r.changed ? 'Removed' : 'Not installed'}: the CA is not in the ${r.system} system store (${r.target})\n`,
+    );
+  }
+  for (const argv of r.ran) err.write(`  ran: ${argv.join(' ')}\n`);
+  for (const note of r.notes) err.write(`${note}\n`);
+}
+
+function addTrustStoreOptions(cmd: Command): Command {
+  return addDataDirOption(cmd)
+    .addOption(
+      new Option('--system <kind>', 'trust store to use (default: detected)').choices(
+        TRUST_SYSTEMS,
+      ),
+    )
+    .option(
+      '--root <dir>',
+      'prefix every system path with DIR (a staging root, for packaging and tests)',
+    )
+    .option('--json', 'print the result as JSON on stdout');
 }
 
 export function register(program: Command): void {
@@ -121,17 +193,44 @@ export function register(program: Command): void {
     });
 
   addDataDirOption(ca.command('export').description('write the CA certificate (never the key)'))
-    .addOption(new Option('--format <format>', 'encoding').choices(['pem', 'der']).default('pem'))
+    .addOption(
+      new Option('--format <format>', 'encoding (p12: a PKCS#12 trust store, e.g. for Java)')
+        .choices(['pem', 'der', 'p12'])
+        .default('pem'),
+    )
     .option('-o, --output <file>', 'write to this file instead of stdout')
+    .option('--password <password>', 'p12: the store password (default: a random one, printed)')
     .action(async (opts: CaExportOptions) => {
-      if (!opts.output && opts.format === 'der' && process.stdout.isTTY) {
-        throw new TrustRunError('TR_USAGE', 'refusing to write DER bytes to a terminal', {
-          hint: 'use -o FILE or redirect stdout',
-        });
+      if (!opts.output && opts.format !== 'pem' && process.stdout.isTTY) {
+        throw new TrustRunError(
+          'TR_USAGE',
+          `refusing to write ${opts.format} bytes to a terminal`,
+          {
+            hint: 'use -o FILE or redirect stdout',
+          },
+        );
       }
       const data = await caExport(opts);
       if (opts.output)
         process.stderr.write(`Wrote the CA certificate (${opts.format}) to ${opts.output}\n`);
       else process.stdout.write(data);
+      if (data.generatedPassword)
+        process.stderr.write(`PKCS#12 password: ${data.generatedPassword}\n`);
     });
+
+  addTrustStoreOptions(
+    ca
+      .command('install')
+      .description(
+        'trust the CA in the system store (Debian/Ubuntu, Fedora/RHEL, macOS); needs root',
+      ),
+  ).action(async (opts: CaInstallOptions) =>
+    reportTrustChange(await caInstall(opts), 'install', opts.json),
+  );
+
+  addTrustStoreOptions(
+    ca.command('uninstall').description('remove the CA from the system store; needs root'),
+  ).action(async (opts: CaInstallOptions) =>
+    reportTrustChange(await caUninstall(opts), 'uninstall', opts.json),
+  );
 }

@@ -1,0 +1,508 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as fsConstants, statSync } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { runEnvironment } from '../../ca/index.js';
+import { TrustRunError, dataPaths, formatError, type Action } from '../../core/index.js';
+import { killTree } from '../../monitor/index.js';
+import type { ProxyDeps } from '../../proxy/index.js';
+import type { Store } from '../../store/index.js';
+import {
+  addProxyOptions,
+  phiWarning,
+  startProxySession,
+  type ProxyCommandOptions,
+  type ProxySession,
+} from './proxy.js';
+
+export interface RunCommandOptions extends ProxyCommandOptions {
+  /** Print the summary as one JSON line on stdout after the child exited. */
+  json?: boolean;
+  /** Write the summary (JSON) to this file. */
+  jsonFile?: string;
+}
+
+/** One destination of the session, as the summary lists it. */
+export interface RunDestination {
+  host: string;
+  port: number;
+  /** `proxy`: the connection went through the proxy; `direct`: seen by the socket monitor. */
+  via: 'proxy' | 'direct';
+  connections: number;
+  requests: number;
+  bytesUp: number;
+  bytesDown: number;
+  violation: boolean;
+}
+
+export interface RunViolation {
+  host: string;
+  port: number;
+  method: string | null;
+  action: Action;
+  rule: string | null;
+  reason: string;
+  enforced: boolean;
+}
+
+export interface RunSummary {
+  session: string;
+  command: string[];
+  /** The policy's name (null: no policy, pure audit). */
+  policy: string | null;
+  policyFile: string | null;
+  level: string;
+  proxy: string;
+  dataDir: string;
+  status: 'completed' | 'failed' | 'interrupted';
+  /** What trustrun exits with. */
+  exitCode: number;
+  child: { pid: number | null; exitCode: number | null; signal: NodeJS.Signals | null };
+  startedAt: string;
+  durationMs: number;
+  destinations: RunDestination[];
+  connections: number;
+  requests: number;
+  bytesUp: number;
+  bytesDown: number;
+  violations: RunViolation[];
+}
+
+export interface RunResult {
+  /** What trustrun exits with: the child's code, 128+signal, or 1 for violations after a 0. */
+  exitCode: number;
+  /** The child's own exit code (null when a signal ended it or it never started). */
+  childExitCode: number | null;
+  signal: NodeJS.Signals | null;
+  sessionId: string;
+  summary: RunSummary;
+}
+
+/** Extension points for the socket monitor and for `learn`. */
+export interface RunHooks {
+  kind?: 'run' | 'learn';
+  /** The child's base environment (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Where human lines go (default stderr). */
+  warn?: (msg: string) => void;
+  /** Passed to the proxy: finds the process behind a client socket. */
+  identify?: ProxyDeps['identify'];
+  /** After the proxy started, before the child is spawned. */
+  onSessionStarted?(session: ProxySession): void | Promise<void>;
+  /** Right after the child was spawned. */
+  onChildSpawned?(pid: number, session: ProxySession): void | Promise<void>;
+  /**
+   * After the child exited and before the summary is computed (the store is still open);
+   * may return destinations seen outside the proxy.
+   */
+  beforeSummary?(
+    session: ProxySession,
+  ):
+    | void
+    | { destinations?: RunDestination[] }
+    | Promise<void | { destinations?: RunDestination[] }>;
+}
+
+class RunInterrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+/** Exit codes for a command that cannot be run, as POSIX shells and env(1) use them. */
+export const EXIT_NOT_FOUND = 127;
+export const EXIT_NOT_EXECUTABLE = 126;
+
+/** Why a command cannot be started; `exitCode` is 127 (not found) or 126 (not executable). */
+export class CommandNotRunnable extends TrustRunError {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super('TR_USAGE', message);
+  }
+}
+
+/** Finds the program as execvp would (PATH of the child's environment); throws when it cannot run. */
+export async function findCommand(name: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const candidates = name.includes('/')
+    ? [resolve(name)]
+    : (env.PATH ?? '/usr/local/bin:/usr/bin:/bin')
+        .split(delimiter)
+        .map((dir) => join(dir === '' ? '.' : dir, name));
+  let notExecutable: string | null = null;
+  for (const file of candidates) {
+    let isFile: boolean;
+    try {
+      isFile = statSync(file).isFile();
+    } catch {
+      continue;
+    }
+    if (!isFile) {
+      notExecutable ??= file;
+      continue;
+    }
+    try {
+      await access(file, fsConstants.X_OK);
+      return isAbsolute(file) ? file : resolve(file);
+    } catch {
+      notExecutable ??= file;
+    }
+  }
+  if (notExecutable) {
+    throw new CommandNotRunnable(
+      `cannot execute ${notExecutable}: permission denied or not a file`,
+      EXIT_NOT_EXECUTABLE,
+    );
+  }
+  throw new CommandNotRunnable(`command not found: ${name}`, EXIT_NOT_FOUND);
+}
+
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (osConstants.signals[signal] ?? 0);
+}
+
+/** Every row of a paged store listing, oldest first. */
+function all<T extends { id: string }>(
+  list: (q: { cursor?: string | null; limit: number; order: 'asc' }) => {
+    items: T[];
+    nextCursor: string | null;
+  },
+): T[] {
+  const out: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = list({ cursor, limit: 1000, order: 'asc' });
+    out.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return out;
+}
+
+/** Destinations, counts and violations of a session, from the store. */
+export function sessionTotals(store: Store, sessionId: string) {
+  const connections = all((q) => store.listConnections({ ...q, sessionId }));
+  const requests = all((q) => store.listRequests({ ...q, sessionId }));
+  const violations = all((q) => store.listViolations({ ...q, sessionId }));
+  const byDest = new Map<string, RunDestination>();
+  const dest = (host: string, port: number): RunDestination => {
+    const key = `${host}:${port}`;
+    let d = byDest.get(key);
+    if (!d) {
+      d = {
+        host,
+        port,
+        via: 'proxy',
+        connections: 0,
+        requests: 0,
+        bytesUp: 0,
+        bytesDown: 0,
+        violation: false,
+      };
+      byDest.set(key, d);
+    }
+    return d;
+  };
+  for (const c of connections) {
+    const d = dest(c.host, c.port);
+    d.connections++;
+    d.bytesUp += c.bytesUp;
+    d.bytesDown += c.bytesDown;
+    d.violation ||= c.violation;
+  }
+  for (const r of requests) {
+    const d = dest(r.host, r.port);
+    d.requests++;
+    d.violation ||= r.violation;
+  }
+  return {
+    destinations: [...byDest.values()],
+    connections: connections.length,
+    requests: requests.length,
+    violations: violations.map((v): RunViolation => ({
+      host: v.host,
+      port: v.port,
+      method: v.method,
+      action: v.action,
+      rule: v.rule,
+      reason: v.reason,
+      enforced: v.enforced,
+    })),
+  };
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/**
+ * The core of `trustrun run`: starts a proxy session on a free loopback port, runs `argv` with
+ * the proxy and CA environment (stdio inherited, signals forwarded), and returns the child's
+ * outcome and the session summary. The session row is ended with the status and the child's
+ * exit status (128+signal when a signal ended it).
+ */
+export async function runChild(
+  opts: RunCommandOptions,
+  argv: string[],
+  hooks: RunHooks = {},
+): Promise<RunResult> {
+  if (argv.length === 0 || !argv[0]) {
+    throw new TrustRunError(
+      'TR_USAGE',
+      'no command given: trustrun run [options] -- CMD [ARGS...]',
+    );
+  }
+  const baseEnv = hooks.env ?? process.env;
+  const file = await findCommand(argv[0], baseEnv);
+  const warn = hooks.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const startedAt = Date.now();
+  let child: ChildProcess | null = null;
+
+  const session = await startProxySession(
+    { ...opts, host: opts.host ?? '127.0.0.1' },
+    {
+      kind: hooks.kind ?? 'run',
+      command: argv,
+      warn,
+      identify: hooks.identify,
+      // A kill verdict ends the whole process tree of the child.
+      kill: () => {
+        const pid = child?.pid;
+        if (!pid || child?.exitCode !== null) return null;
+        return killTree(pid).length > 0 ? { pid, exe: file } : null;
+      },
+    },
+  );
+
+  let status: RunSummary['status'] = 'completed';
+  let childExit: number | null = null;
+  let signal: NodeJS.Signals | null = null;
+  let childStatus: number | null = null;
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  try {
+    // Signals are caught from here on: one that arrives before the child exists stops the run
+    // before it starts; later ones are forwarded to the child.
+    let received = 0;
+    let early: NodeJS.Signals | null = null;
+    for (const sig of FORWARDED) {
+      const h = () => {
+        status = 'interrupted';
+        received++;
+        const pid = child?.pid;
+        if (!child || !pid) {
+          early ??= sig;
+          return;
+        }
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        // Third signal: the child did not stop; end its whole tree.
+        if (received >= 3) killTree(pid, 0);
+        else {
+          try {
+            process.kill(pid, sig);
+          } catch {
+            // already gone
+          }
+        }
+      };
+      handlers.set(sig, h);
+      process.on(sig, h);
+    }
+    await hooks.onSessionStarted?.(session);
+    const { env } = await runEnvironment({
+      paths: dataPaths(session.dataDir),
+      proxyUrl: session.url,
+      baseEnv,
+    });
+    if (early) {
+      warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
+      throw new RunInterrupted(early);
+    }
+    const spawned = spawn(file, argv.slice(1), { argv0: argv[0], env, stdio: 'inherit' });
+    child = spawned;
+    const exited = new Promise<{
+      code: number | null;
+      signal: NodeJS.Signals | null;
+      error?: Error;
+    }>((done) => {
+      spawned.once('error', (error) => done({ code: null, signal: null, error }));
+      spawned.once('exit', (code, sig) => done({ code, signal: sig }));
+    });
+    if (spawned.pid !== undefined) await hooks.onChildSpawned?.(spawned.pid, session);
+    const end = await exited;
+    if (end.error) {
+      status = 'failed';
+      const code = (end.error as NodeJS.ErrnoException).code;
+      childStatus = code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE;
+      warn(`trustrun: cannot run ${argv[0]}: ${end.error.message}`);
+    } else if (end.signal) {
+      signal = end.signal;
+      childStatus = signalExitCode(end.signal);
+    } else {
+      childExit = end.code ?? 0;
+      childStatus = childExit;
+    }
+  } catch (err) {
+    if (err instanceof RunInterrupted) {
+      // The child never ran; trustrun reports the signal it got, as if it had been killed by it.
+      childStatus = signalExitCode(err.signal);
+    } else {
+      status = 'failed';
+      for (const [sig, h] of handlers) process.removeListener(sig, h);
+      if (child?.pid && child.exitCode === null && child.signalCode === null) {
+        killTree(child.pid, 0);
+      }
+      await session.stop('failed', null);
+      throw err;
+    }
+  } finally {
+    for (const [sig, h] of handlers) process.removeListener(sig, h);
+  }
+
+  let extra: { destinations?: RunDestination[] } | void = undefined;
+  try {
+    extra = await hooks.beforeSummary?.(session);
+    // Close the listener and whatever the child left open, so every connection's bytes are in.
+    await session.proxy.close();
+    await session.store.flush();
+    const totals = sessionTotals(session.store, session.sessionId);
+    const destinations = [...totals.destinations, ...(extra?.destinations ?? [])];
+    const violated = totals.violations.length > 0;
+    const exitCode = childStatus === null ? 1 : violated && childStatus === 0 ? 1 : childStatus;
+    const summary: RunSummary = {
+      session: session.sessionId,
+      command: argv,
+      policy: session.policy?.name ?? null,
+      policyFile: opts.policy ?? null,
+      level: session.level,
+      proxy: session.url,
+      dataDir: session.dataDir,
+      status,
+      exitCode,
+      child: { pid: child?.pid ?? null, exitCode: childExit, signal },
+      startedAt: new Date(startedAt).toISOString(),
+      durationMs: Date.now() - startedAt,
+      destinations,
+      connections: totals.connections,
+      requests: totals.requests,
+      bytesUp: destinations.reduce((n, d) => n + d.bytesUp, 0),
+      bytesDown: destinations.reduce((n, d) => n + d.bytesDown, 0),
+      violations: totals.violations,
+    };
+    await session.stop(status, childStatus);
+    return { exitCode, childExitCode: childExit, signal, sessionId: session.sessionId, summary };
+  } catch (err) {
+    await session.stop('failed', childStatus).catch(() => undefined);
+    throw err;
+  }
+}
+
+function size(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u++;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** The human summary printed on stderr at the end of a run. */
+export function formatSummary(s: RunSummary): string {
+  const lines: string[] = [];
+  const childText = s.child.signal
+    ? `killed by ${s.child.signal}`
+    : s.child.exitCode === null
+      ? 'did not run'
+      : `exited ${s.child.exitCode}`;
+  lines.push(
+    `TrustRun session ${s.session}: ${s.command.join(' ')} ${childText}; trustrun exits ${s.exitCode}`,
+  );
+  lines.push(
+    `  policy: ${s.policy ?? (s.policyFile ? s.policyFile : 'none (audit only)')}   level: ${s.level}   data: ${s.dataDir}`,
+  );
+  if (s.destinations.length === 0) lines.push('  destinations: none');
+  else {
+    lines.push(`  destinations (${s.destinations.length}):`);
+    const width = Math.max(...s.destinations.map((d) => `${d.host}:${d.port}`.length));
+    for (const d of s.destinations) {
+      const name = `${d.host}:${d.port}`.padEnd(width);
+      lines.push(
+        `    ${name}  via ${d.via}  ${d.connections} conn  ${d.requests} req  ${size(d.bytesUp)} up  ${size(d.bytesDown)} down${d.violation ? '  VIOLATION' : ''}`,
+      );
+    }
+  }
+  lines.push(
+    `  requests: ${s.requests}   connections: ${s.connections}   bytes: ${size(s.bytesUp)} up, ${size(s.bytesDown)} down`,
+  );
+  if (s.violations.length === 0) lines.push('  violations: none');
+  else {
+    lines.push(`  ⚠ ${s.violations.length} violation(s):`);
+    for (const v of s.violations) {
+      const rule = v.rule === null ? 'default action' : `rule "${v.rule}"`;
+      lines.push(
+        `    ${v.action.toUpperCase()}${v.enforced ? '' : ' (allowed)'} ${v.method ? `${v.method} ` : ''}${v.host}:${v.port}: ${rule}: ${v.reason}`,
+      );
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('run')
+    .summary('run a command with all its HTTP(S) traffic going through TrustRun')
+    .description(
+      [
+        'Run a command with its HTTP(S) traffic going through the proxy (on a free',
+        'loopback port), checked against --policy and recorded:',
+        '  trustrun run --policy hipaa.yaml -- Rscript analysis.R',
+        "Exit code: the command's; 128+N when signal N ended it; 1 when there were",
+        'violations and the command exited 0; 127 / 126 when the command is not',
+        'found / not executable; 2 for usage errors. A summary goes to stderr at the',
+        'end (--json: also as one JSON line, the last one on stdout).',
+      ].join('\n'),
+    )
+    .argument('[command...]', 'the command and its arguments (put them after --)')
+    .passThroughOptions();
+  addProxyOptions(cmd)
+    .option('--json', 'after the command exited, print the summary as one JSON line on stdout')
+    .option('--json-file <file>', 'write the summary as JSON to FILE')
+    .action(async (command: string[], opts: RunCommandOptions) => {
+      let result: RunResult;
+      try {
+        result = await runChild(opts, command, {
+          onSessionStarted: (s) => {
+            const warning = phiWarning(s.level);
+            process.stderr.write(
+              `trustrun: running ${command.join(' ')} through ${s.url} (level ${s.level}, ` +
+                `${s.policy ? `policy ${s.policy.name}` : 'no policy'}, session ${s.sessionId})\n`,
+            );
+            if (warning) process.stderr.write(`${warning}\n`);
+          },
+        });
+      } catch (err) {
+        if (err instanceof CommandNotRunnable) {
+          process.stderr.write(`trustrun: ${formatError(err)}\n`);
+          process.exitCode = err.exitCode;
+          return;
+        }
+        throw err;
+      }
+      process.stderr.write(formatSummary(result.summary));
+      if (opts.jsonFile) {
+        await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
+          mode: 0o600,
+        });
+      }
+      // After the child's own output: a line break first, so the summary is always the whole
+      // last line, even after output that did not end with one.
+      if (opts.json) process.stdout.write('\n' + JSON.stringify(result.summary) + '\n');
+      process.exitCode = result.exitCode;
+    });
+  // run picks a free port unless told otherwise.
+  const port = cmd.options.find((o) => o.long === '--port');
+  if (port) port.defaultValue = 0;
+  cmd.setOptionValueWithSource('port', 0, 'default');
+}

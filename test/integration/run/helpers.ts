@@ -1,0 +1,93 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { openStore, type Store } from '../../../src/store/index.js';
+import type { RunSummary } from '../../../src/cli/commands/run.js';
+import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
+import { CLI, run, type RunResult } from '../../helpers/proc.js';
+import { startUpstream, type Handler, type TestUpstream } from '../../helpers/upstream.js';
+
+/**
+ * A small offline world for `trustrun run` tests: HTTPS upstreams under real-looking names
+ * (signed by a test CA the proxy trusts through --upstream-ca, reached through --resolve), a
+ * data directory and an empty HOME, all in one temporary folder.
+ */
+export interface World {
+  dir: string;
+  home: string;
+  dataDir: string;
+  upstreamCaFile: string;
+  ups: Map<string, TestUpstream>;
+  /** --upstream-ca and --resolve flags for every upstream. */
+  flags: string[];
+  /** A clean environment for trustrun: PATH, HOME, LANG; no proxy or CA variable. */
+  env: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+export async function makeWorld(
+  names: string[],
+  handlers: Record<string, Handler> = {},
+): Promise<World> {
+  const dir = await mkdtemp(join(tmpdir(), 'trustrun-run-'));
+  const ca: TestCa = await makeTestCa('Run Upstream Test CA');
+  const upstreamCaFile = join(dir, 'upstream-ca.pem');
+  writeFileSync(upstreamCaFile, ca.certPem);
+  const ups = new Map<string, TestUpstream>();
+  const flags = ['--upstream-ca', upstreamCaFile];
+  for (const name of names) {
+    const u = await startUpstream({ leaf: await makeLeaf(ca, [name]), handler: handlers[name] });
+    ups.set(name, u);
+    flags.push('--resolve', `${name}:443:127.0.0.1:${u.port}`);
+  }
+  const home = join(dir, 'home');
+  await import('node:fs/promises').then((fs) => fs.mkdir(home));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    LANG: 'C.UTF-8',
+    TMPDIR: dir,
+  };
+  return {
+    dir,
+    home,
+    dataDir: join(dir, 'data'),
+    upstreamCaFile,
+    ups,
+    flags,
+    env,
+    async close() {
+      for (const u of ups.values()) await u.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs the built CLI: `trustrun run --data-dir … [flags] -- argv`. */
+export function trustrunRun(
+  w: World,
+  flags: string[],
+  argv: string[],
+  opts: { input?: string; timeoutMs?: number; cwd?: string } = {},
+): Promise<RunResult> {
+  return run(
+    process.execPath,
+    [CLI, 'run', '--data-dir', w.dataDir, ...w.flags, ...flags, '--', ...argv],
+    { env: w.env, cwd: opts.cwd ?? w.dir, input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 },
+  );
+}
+
+export async function readSummary(file: string): Promise<RunSummary> {
+  return JSON.parse(await readFile(file, 'utf8')) as RunSummary;
+}
+
+/** Opens the world's store for reading, runs `fn`, closes it. */
+export async function withStore<T>(w: World, fn: (s: Store) => T): Promise<T> {
+  const store = await openStore({ dataDir: w.dataDir });
+  try {
+    return fn(store);
+  } finally {
+    await store.close();
+  }
+}
