@@ -236,7 +236,8 @@ export function killSocketOwner(
   return killTree(owner.pid).length > 0 ? owner : null;
 }
 
-function isLoopback(addr: string): boolean {
+/** Whether an address is this machine's loopback (IPv4, IPv6, or IPv4-mapped). */
+export function isLoopback(addr: string): boolean {
   return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
 }
 

@@ -4,13 +4,22 @@ import { access, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { intOption } from '../common.js';
+import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { runEnvironment } from '../../ca/index.js';
-import { TrustRunError, dataPaths, formatError, type Action } from '../../core/index.js';
-import { killTree } from '../../monitor/index.js';
+import {
+  TrustRunError,
+  dataPaths,
+  formatError,
+  isTrustRunError,
+  type Action,
+} from '../../core/index.js';
+import { killTree, startMonitor, type Monitor, type MonitorEvent } from '../../monitor/index.js';
 import type { ProxyDeps } from '../../proxy/index.js';
 import type { Store } from '../../store/index.js';
 import {
   addProxyOptions,
+  isLoopback,
   phiWarning,
   startProxySession,
   type ProxyCommandOptions,
@@ -22,6 +31,8 @@ export interface RunCommandOptions extends ProxyCommandOptions {
   json?: boolean;
   /** Write the summary (JSON) to this file. */
   jsonFile?: string;
+  /** Socket monitor poll interval in milliseconds (default 100). */
+  interval?: number;
 }
 
 /** One destination of the session, as the summary lists it. */
@@ -257,6 +268,12 @@ export async function runChild(
   const warn = hooks.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
   const startedAt = Date.now();
   let child: ChildProcess | null = null;
+  // Watches the child's process tree for sockets that bypass the proxy, and attributes each
+  // proxied connection to the process that opened it (its source port, in procfs).
+  let monitor: Monitor | null = null;
+  const identify: ProxyDeps['identify'] =
+    hooks.identify ??
+    ((addr, port) => (isLoopback(addr) ? (monitor?.attribute(addr, port) ?? null) : null));
 
   const session = await startProxySession(
     { ...opts, host: opts.host ?? '127.0.0.1' },
@@ -264,7 +281,7 @@ export async function runChild(
       kind: hooks.kind ?? 'run',
       command: argv,
       warn,
-      identify: hooks.identify,
+      identify,
       // A kill verdict ends the whole process tree of the child.
       kill: () => {
         const pid = child?.pid;
@@ -327,7 +344,15 @@ export async function runChild(
       spawned.once('error', (error) => done({ code: null, signal: null, error }));
       spawned.once('exit', (code, sig) => done({ code, signal: sig }));
     });
-    if (spawned.pid !== undefined) await hooks.onChildSpawned?.(spawned.pid, session);
+    if (spawned.pid !== undefined) {
+      try {
+        monitor = watchChild(spawned.pid, session, opts.interval ?? 100, warn);
+      } catch (err) {
+        // A child that is already gone (it exited at once) has nothing left to watch.
+        if (!isTrustRunError(err, 'TR_PROCESS')) throw err;
+      }
+      await hooks.onChildSpawned?.(spawned.pid, session);
+    }
     const end = await exited;
     if (end.error) {
       status = 'failed';
@@ -351,6 +376,7 @@ export async function runChild(
       if (child?.pid && child.exitCode === null && child.signalCode === null) {
         killTree(child.pid, 0);
       }
+      await monitor?.stop().catch(() => undefined);
       await session.stop('failed', null);
       throw err;
     }
@@ -360,12 +386,13 @@ export async function runChild(
 
   let extra: { destinations?: RunDestination[] } | void = undefined;
   try {
+    const direct = monitor ? await stopMonitor(monitor) : [];
     extra = await hooks.beforeSummary?.(session);
     // Close the listener and whatever the child left open, so every connection's bytes are in.
     await session.proxy.close();
     await session.store.flush();
     const totals = sessionTotals(session.store, session.sessionId);
-    const destinations = [...totals.destinations, ...(extra?.destinations ?? [])];
+    const destinations = [...totals.destinations, ...direct, ...(extra?.destinations ?? [])];
     const violated = totals.violations.length > 0;
     const exitCode = childStatus === null ? 1 : violated && childStatus === 0 ? 1 : childStatus;
     const summary: RunSummary = {
@@ -394,6 +421,60 @@ export async function runChild(
     await session.stop('failed', childStatus).catch(() => undefined);
     throw err;
   }
+}
+
+/** Starts the socket monitor on the child's tree: events and violations go to the session. */
+function watchChild(
+  pid: number,
+  session: ProxySession,
+  intervalMs: number,
+  warn: (m: string) => void,
+): Monitor {
+  const rec = monitorRecorder(session.store, session.sessionId, warn);
+  const proxyPort = session.proxy.address.port;
+  return startMonitor({
+    rootPid: pid,
+    intervalMs,
+    // The child's connections to the proxy are not direct; they stay known for attribution.
+    ignore: (addr, port) =>
+      port === proxyPort && (isLoopback(addr) || addr === '0.0.0.0' || addr === '::'),
+    // No policy: pure audit (every event recorded, none a violation). The getter follows SIGHUP.
+    policy: session.policy
+      ? { evaluate: (subject) => session.policy!.evaluate(subject) }
+      : undefined,
+    onEvent: (e) => {
+      rec.event(e);
+      if (e.verdict.violation) warn(violationLine(e).trimEnd());
+    },
+    onUpdate: (e) => rec.update(e),
+    onKill: ({ event }) =>
+      warn(`trustrun: terminated the process tree: direct connection ${eventLine(event).trim()}`),
+  });
+}
+
+/** Stops the monitor; its events grouped as the summary's direct destinations. */
+async function stopMonitor(monitor: Monitor): Promise<RunDestination[]> {
+  await monitor.stop();
+  const byDest = new Map<string, RunDestination>();
+  const events: MonitorEvent[] = monitor.events();
+  for (const e of events) {
+    const host = e.hostname ?? e.remoteAddr;
+    const key = `${host}:${e.remotePort}`;
+    const d = byDest.get(key) ?? {
+      host,
+      port: e.remotePort,
+      via: 'direct' as const,
+      connections: 0,
+      requests: 0,
+      bytesUp: 0,
+      bytesDown: 0,
+      violation: false,
+    };
+    d.connections++;
+    d.violation ||= e.verdict.violation;
+    byDest.set(key, d);
+  }
+  return [...byDest.values()];
 }
 
 function size(n: number): string {
@@ -469,6 +550,12 @@ export function register(program: Command): void {
   addProxyOptions(cmd)
     .option('--json', 'after the command exited, print the summary as one JSON line on stdout')
     .option('--json-file <file>', 'write the summary as JSON to FILE')
+    .option(
+      '--interval <ms>',
+      "how often the command's sockets are polled for connections that bypass the proxy",
+      intOption('--interval', 1, 60_000),
+      100,
+    )
     .action(async (command: string[], opts: RunCommandOptions) => {
       let result: RunResult;
       try {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
 import { TrustRunError, createLogger, type Logger } from '../../core/index.js';
 import {
   isAlive,
@@ -13,6 +12,7 @@ import {
 import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
 import { openStore, type Store } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption } from '../common.js';
+import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 
 export interface WatchCommandOptions {
   policy?: string;
@@ -61,83 +61,6 @@ function parsePid(text: string | undefined): number {
   return Number(text);
 }
 
-function destination(e: MonitorEvent): string {
-  const host = e.hostname ?? e.remoteAddr;
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return `${shown}:${e.remotePort}${e.org ? ` (${e.org})` : ''}`;
-}
-
-function eventLine(e: MonitorEvent): string {
-  const who = `${e.exe ? basename(e.exe) : '?'}[${e.pid}]`;
-  return `  ${who} → ${destination(e)} (${e.protocol})\n`;
-}
-
-function violationLine(e: MonitorEvent): string {
-  const v = e.verdict;
-  const what =
-    v.action === 'kill'
-      ? e.enforced
-        ? ' (process tree terminated)'
-        : ' (not enforced)'
-      : v.action === 'block'
-        ? ' (not enforceable on a direct connection: recorded only)'
-        : '';
-  return `  ⚠ VIOLATION ${v.action.toUpperCase()} ${destination(e)} — ${v.reason || v.explanation}${what}\n`;
-}
-
-/** Writes the watch session, its monitor events and violations to the store. */
-function recorder(store: Store, sessionId: string, io: WatchIo) {
-  const ids = new Map<MonitorEvent, string>();
-  let warned = false;
-  const guard = (fn: () => void) => {
-    try {
-      fn();
-    } catch (err) {
-      if (!warned) io.err(`trustrun: warning: could not record: ${(err as Error).message}\n`);
-      warned = true;
-    }
-  };
-  return {
-    event(e: MonitorEvent) {
-      guard(() => {
-        const id = store.addMonitorEvent({
-          sessionId,
-          pid: e.pid,
-          exe: e.exe,
-          protocol: e.protocol,
-          localAddr: e.localAddr,
-          localPort: e.localPort,
-          remoteAddr: e.remoteAddr,
-          remotePort: e.remotePort,
-          state: e.state,
-          firstSeen: e.firstSeen,
-          lastSeen: e.lastSeen,
-          hostname: e.hostname,
-          org: e.org,
-          verdict: e.verdict,
-          enforced: e.enforced === true,
-        });
-        ids.set(e, id);
-        if (e.verdict.violation) {
-          store.addViolation({
-            sessionId,
-            time: e.firstSeen,
-            host: e.hostname ?? e.remoteAddr,
-            port: e.remotePort,
-            verdict: e.verdict,
-            enforced: e.enforced === true,
-            monitorEventId: id,
-          });
-        }
-      });
-    },
-    update(e: MonitorEvent) {
-      const id = ids.get(e);
-      if (id) guard(() => store.updateMonitorEvent(id, { lastSeen: e.lastSeen, state: e.state }));
-    },
-  };
-}
-
 async function readPolicy(file: string, io: WatchIo): Promise<CompiledPolicy> {
   if (!existsSync(file))
     throw new TrustRunError('TR_USAGE', `watch: policy file not found: ${file}`);
@@ -172,7 +95,7 @@ export async function watchCommand(
     policy: policy ? (policy.name ?? opts.policy!) : null,
     level: 'metadata',
   });
-  const rec = recorder(store, session.id, io);
+  const rec = monitorRecorder(store, session.id, (m) => io.err(`${m}\n`));
   try {
     return await watchSession(
       pid,
@@ -201,7 +124,7 @@ async function watchSession(
   io: WatchIo,
   intervalMs: number,
   policy: CompiledPolicy | null,
-  rec: ReturnType<typeof recorder>,
+  rec: ReturnType<typeof monitorRecorder>,
   sessionId: string,
   signal: AbortSignal | undefined,
   log: Logger,

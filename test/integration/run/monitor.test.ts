@@ -1,0 +1,142 @@
+/**
+ * `trustrun run` with the socket monitor: proxied requests attributed to the process that made
+ * them, and connections that bypass the proxy caught, recorded, evaluated and (for kill) ended.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireClient } from '../../helpers/clients.js';
+import { makeWorld, readSummary, trustrunRun, withStore, type World } from './helpers.js';
+
+const API = 'api.example.test';
+let w: World;
+let server: Server;
+let port: number;
+const sockets = new Set<Socket>();
+
+beforeAll(async () => {
+  if (!existsSync(resolve('dist/cli/main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first');
+  }
+  w = await makeWorld([API]);
+  // A plain TCP service on loopback that the child reaches without the proxy.
+  server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as { port: number }).port;
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.destroy();
+  await new Promise((r) => server?.close(r));
+  await w?.close();
+});
+
+function policyFile(name: string, action: string): string {
+  const file = join(w.dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `version: 2\nname: ${name}\nrules:\n  - match: 127.0.0.0/8\n    ports: [${port}]\n    action: ${action}\n    reason: database port, not through the proxy\ndefaults:\n  action: allow\n`,
+  );
+  return file;
+}
+
+/** python3 that connects straight to the local service (no proxy) and holds it for a while. */
+function direct(holdSeconds: number): string[] {
+  return [
+    'python3',
+    '-c',
+    `import socket, time\ns = socket.create_connection(('127.0.0.1', ${port}))\ntime.sleep(${holdSeconds})\ns.close()\n`,
+  ];
+}
+
+const hasCurl = requireClient('curl');
+const hasPython = requireClient('python3');
+
+describe('trustrun run: the socket monitor', () => {
+  it.skipIf(!hasCurl)('attributes each proxied request to the process that sent it', async () => {
+    const file = join(w.dir, 'attr.json');
+    const r = await trustrunRun(
+      w,
+      ['--level', 'headers', '--json-file', file],
+      ['curl', '-sS', '--fail', `https://${API}/attributed`],
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const s = await readSummary(file);
+    expect(s.child.pid).toBeGreaterThan(0);
+    const rows = await withStore(w, (store) => store.listRequests({ sessionId: s.session }).items);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ host: API, pid: s.child.pid });
+    expect(rows[0]!.exe).toMatch(/\/curl$/);
+    const conns = await withStore(
+      w,
+      (store) => store.listConnections({ sessionId: s.session }).items,
+    );
+    expect(conns[0]).toMatchObject({ pid: s.child.pid });
+  });
+
+  it.skipIf(!hasPython)(
+    'records a direct connection as an event and an alert violation; exit 1 after a clean exit',
+    async () => {
+      const file = join(w.dir, 'alert.json');
+      const r = await trustrunRun(
+        w,
+        ['--policy', policyFile('alert-direct', 'alert'), '--interval', '20', '--json-file', file],
+        direct(0.5),
+      );
+      const s = await readSummary(file);
+      expect(s.child).toMatchObject({ exitCode: 0 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(s.destinations).toContainEqual(
+        expect.objectContaining({ host: '127.0.0.1', port, via: 'direct', violation: true }),
+      );
+      expect(s.violations).toEqual([
+        expect.objectContaining({ host: '127.0.0.1', port, action: 'alert', enforced: false }),
+      ]);
+      expect(r.stderr).toMatch(/VIOLATION ALERT 127\.0\.0\.1:\d+/);
+      const events = await withStore(
+        w,
+        (store) => store.listMonitorEvents({ sessionId: s.session }).items,
+      );
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({
+        pid: s.child.pid,
+        protocol: 'tcp',
+        remoteAddr: '127.0.0.1',
+        remotePort: port,
+      });
+      expect(events[0]!.exe).toMatch(/python3/);
+    },
+  );
+
+  it.skipIf(!hasPython)(
+    'a kill rule ends the process tree that made a direct connection',
+    async () => {
+      const file = join(w.dir, 'kill.json');
+      // A shell whose python child connects; left alone the whole thing would take 30 s.
+      const r = await trustrunRun(
+        w,
+        ['--policy', policyFile('kill-direct', 'kill'), '--interval', '20', '--json-file', file],
+        [
+          'sh',
+          '-c',
+          `${direct(30)
+            .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+            .join(' ')}; echo survived`,
+        ],
+      );
+      const s = await readSummary(file);
+      expect(r.stdout).not.toContain('survived');
+      expect(r.code).toBe(128 + 15);
+      expect(s.child.signal).toBe('SIGTERM');
+      expect(s.violations).toEqual([
+        expect.objectContaining({ host: '127.0.0.1', port, action: 'kill', enforced: true }),
+      ]);
+      expect(r.stderr).toMatch(/terminated the process tree/);
+    },
+  );
+});
