@@ -22,6 +22,9 @@ export interface MinterStats {
   size: number;
 }
 
+/** Spare key-only contexts kept ready (see LeafMinter.context). */
+const SPARE_CONTEXTS = 2;
+
 export type SniCallback = (
   servername: string,
   cb: (err: Error | null, ctx?: SecureContext) => void,
@@ -38,6 +41,8 @@ export class LeafMinter {
   private readonly queue = new TurnQueue();
   private minted = 0;
   private hits = 0;
+  private readonly spares: SecureContext[] = [];
+  private refilling = false;
 
   private constructor(
     private readonly template: LeafTemplate,
@@ -46,6 +51,7 @@ export class LeafMinter {
     maxEntries: number,
   ) {
     this.cache = new ExpiringLru(maxEntries);
+    for (let i = 0; i < SPARE_CONTEXTS; i++) this.spares.push(this.keyedContext());
   }
 
   static async create(ca: CertificateAuthority, opts: LeafMinterOptions = {}): Promise<LeafMinter> {
@@ -79,12 +85,7 @@ export class LeafMinter {
     const job = this.queue
       .run(async () => {
         const leaf = await mintLeaf(this.template, host);
-        const ctx = createSecureContext({
-          key: this.key.keyPem,
-          cert: pemEncode('CERTIFICATE', leaf.certDer),
-          minVersion: 'TLSv1.2',
-        });
-        return { ctx, notAfter: leaf.notAfter.getTime() };
+        return { ctx: this.context(leaf.certDer), notAfter: leaf.notAfter.getTime() };
       })
       .then(({ ctx, notAfter }) => {
         this.minted++;
@@ -94,6 +95,34 @@ export class LeafMinter {
       .finally(() => this.pending.delete(host.name));
     this.pending.set(host.name, job);
     return job;
+  }
+
+  /**
+   * A secure context serving `certDer` with the shared leaf key. Making a context and loading
+   * the key into it is most of the cost of a new host (OpenSSL 3 builds and decodes slowly: a
+   * few milliseconds); contexts that already hold the key are prepared ahead, off the path of
+   * the first request, so a new host only loads its certificate.
+   */
+  private context(certDer: Buffer): SecureContext {
+    const ctx = this.spares.pop() ?? this.keyedContext();
+    (ctx.context as { setCert(pem: string): void }).setCert(pemEncode('CERTIFICATE', certDer));
+    this.refill();
+    return ctx;
+  }
+
+  private keyedContext(): SecureContext {
+    return createSecureContext({ key: this.key.keyPem, minVersion: 'TLSv1.2' });
+  }
+
+  /** Tops the spares up, one per turn of the event loop. */
+  private refill(): void {
+    if (this.refilling || this.spares.length >= SPARE_CONTEXTS) return;
+    this.refilling = true;
+    setImmediate(() => {
+      this.refilling = false;
+      if (this.spares.length < SPARE_CONTEXTS) this.spares.push(this.keyedContext());
+      this.refill();
+    }).unref();
   }
 
   /** A function to pass as `SNICallback` to `tls.createServer` / `new tls.TLSSocket`. */

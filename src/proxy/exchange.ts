@@ -1,16 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
-import {
-  forwardRequestHeaders,
-  forwardResponseHeaders,
-  headerCount,
-  pairs,
-  parseAuthority,
-} from './headers.js';
-import { BodyTap, ByteCounter } from './tap.js';
+import { forwardRequestHeaders, headerCount, pairs, parseAuthority } from './headers.js';
+import { Relay } from './relay.js';
+import { BodyTap, ByteCounter, Capture } from './tap.js';
 import { classifyUpstreamError } from './upstream.js';
 import type { ProxyDeps, ProxyOptions, PolicyGate } from './types.js';
 
@@ -153,8 +147,9 @@ export async function handleExchange(
     );
     return;
   }
+  let pending: Promise<string> | null = null;
   try {
-    id = await recorder.addRequest({
+    const recorded = recorder.addRequest({
       sessionId: deps.sessionId,
       connectionId: tunnel.connectionId,
       startedAt,
@@ -168,6 +163,13 @@ export async function handleExchange(
       pid: tunnel.client?.pid ?? null,
       exe: tunnel.client?.exe ?? null,
     });
+    if (options.auditBeforeForward === false) {
+      pending = recorded;
+      recorded.then(
+        (v) => (id = v),
+        () => undefined,
+      );
+    } else id = await recorded;
   } catch (err) {
     deps.logger.error(
       { code: (err as { code?: string }).code, err: String(err) },
@@ -185,6 +187,12 @@ export async function handleExchange(
   }
   const complete = (done: Parameters<typeof recorder.completeRequest>[1]) => {
     if (id !== null) recorder.completeRequest(id, done);
+    else if (pending) {
+      pending.then(
+        (v) => recorder.completeRequest(v, done),
+        () => undefined,
+      );
+    }
   };
 
   // A request the parser already rejected (e.g. malformed chunking in the first packet) has
@@ -234,47 +242,39 @@ export async function handleExchange(
     req.headers['content-length'] !== undefined
       ? req.headers['content-length'] !== '0'
       : req.headers['transfer-encoding'] !== undefined;
-  const reqTap = hasBody ? (full ? new BodyTap(options.maxBody) : new ByteCounter()) : null;
+  const reqTap = hasBody
+    ? full
+      ? new BodyTap(options.maxBody, contentLength(req.headers['content-length']))
+      : new ByteCounter()
+    : null;
   if (reqTap) req.pipe(reqTap);
-  const abort = new AbortController();
+  const relay = new Relay(res, full ? new Capture(options.maxBody) : null, startedAt);
   let clientGone = false;
   res.once('close', () => {
     if (!res.writableFinished) {
       clientGone = true;
-      abort.abort();
+      relay.cancel(new Error('client closed the connection'));
     }
   });
 
-  let ttfb: number | null = null;
-  let status: number | null = null;
-  let responseHeaders: [string, string][] | null = null;
-  let resTap: BodyTap | ByteCounter | null = null;
   try {
-    const upstream = await env.agent.request({
+    await relay.run(env.agent, {
       origin: `${tunnel.scheme}://${tunnel.host.includes(':') ? `[${tunnel.host}]` : tunnel.host}:${tunnel.port}`,
       path,
-      method: method as 'GET',
+      method,
       headers: forwardRequestHeaders(req.rawHeaders),
       body: reqTap,
-      signal: abort.signal,
     });
-    ttfb = Date.now() - startedAt;
-    status = upstream.statusCode;
-    const fwd = forwardResponseHeaders(upstream.headers);
-    responseHeaders = fwd.pairs;
-    resTap = full ? new BodyTap(options.maxBody) : new ByteCounter();
-    res.writeHead(status, fwd.flat);
-    await pipeline(upstream.body, resTap, res);
     complete({
       endedAt: Date.now(),
-      status,
-      responseHeaders,
+      status: relay.status,
+      responseHeaders: relay.responseHeaders,
       requestBody: reqTap instanceof BodyTap ? reqTap.capture() : null,
-      responseBody: resTap instanceof BodyTap ? resTap.capture() : null,
+      responseBody: relay.captured(),
       requestSize: reqTap?.size ?? 0,
-      responseSize: resTap.size,
+      responseSize: relay.size,
       durationMs: Date.now() - startedAt,
-      ttfbMs: ttfb,
+      ttfbMs: relay.ttfbMs,
       outcome: 'ok',
     });
   } catch (err) {
@@ -290,14 +290,14 @@ export async function handleExchange(
     }
     complete({
       endedAt: Date.now(),
-      status: status ?? c.status,
-      responseHeaders,
+      status: relay.status ?? c.status,
+      responseHeaders: relay.responseHeaders,
       requestBody: reqTap instanceof BodyTap ? reqTap.capture() : null,
-      responseBody: resTap instanceof BodyTap ? resTap.capture() : null,
+      responseBody: relay.captured(),
       requestSize: reqTap?.size ?? 0,
-      responseSize: resTap?.size ?? 0,
+      responseSize: relay.size,
       durationMs: Date.now() - startedAt,
-      ttfbMs: ttfb,
+      ttfbMs: relay.ttfbMs,
       outcome: c.outcome,
       reason: c.reason,
     });
@@ -306,4 +306,10 @@ export async function handleExchange(
       'request failed',
     );
   }
+}
+
+/** A Content-Length header's value as a number, or null when absent or not a plain number. */
+function contentLength(value: string | undefined): number | null {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return null;
+  return Number(value);
 }

@@ -47,24 +47,59 @@ export function forwardRequestHeaders(raw: string[]): string[] {
 }
 
 /**
- * The response headers to send to the client from undici's header object, as pairs (for the
- * record) and as a flat list (for writeHead).
+ * The response headers to send to the client from undici's raw header list (names and values
+ * as buffers), as pairs (for the record) and as a flat list (for writeHead). Names are
+ * lower-cased and repeated fields are grouped at their first position, as undici's header
+ * object would give them, without building that object.
  */
-export function forwardResponseHeaders(headers: Record<string, string | string[] | undefined>): {
+export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
   pairs: [string, string][];
   flat: string[];
 } {
-  const conn = headers['connection'];
-  const extra = conn
-    ? new Set(
-        (Array.isArray(conn) ? conn.join(',') : conn).split(',').map((t) => t.trim().toLowerCase()),
-      )
-    : null;
+  const n = raw.length >> 1;
+  const names: string[] = new Array<string>(n);
+  const values: string[] = new Array<string>(n);
+  let extra: Set<string> | null = null;
+  let repeated = false;
+  for (let i = 0; i < n; i++) {
+    const name = raw[2 * i]!.toString('latin1').toLowerCase();
+    const value = raw[2 * i + 1]!.toString('latin1');
+    names[i] = name;
+    values[i] = value;
+    if (name === 'connection') {
+      extra ??= new Set();
+      for (const t of value.split(',')) extra.add(t.trim().toLowerCase());
+    }
+    if (!repeated) {
+      for (let j = 0; j < i; j++) {
+        if (names[j] === name) {
+          repeated = true;
+          break;
+        }
+      }
+    }
+  }
   const p: [string, string][] = [];
   const flat: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    for (const v of Array.isArray(value) ? value : [value]) {
+  const keep = (name: string) => !HOP_BY_HOP.has(name) && !extra?.has(name);
+  if (!repeated) {
+    for (let i = 0; i < n; i++) {
+      const name = names[i]!;
+      if (!keep(name)) continue;
+      p.push([name, values[i]!]);
+      flat.push(name, values[i]!);
+    }
+    return { pairs: p, flat };
+  }
+  const grouped = new Map<string, string[]>();
+  for (let i = 0; i < n; i++) {
+    const list = grouped.get(names[i]!);
+    if (list) list.push(values[i]!);
+    else grouped.set(names[i]!, [values[i]!]);
+  }
+  for (const [name, list] of grouped) {
+    if (!keep(name)) continue;
+    for (const v of list) {
       p.push([name, v]);
       flat.push(name, v);
     }

@@ -114,6 +114,12 @@ export interface ProxyOptions {
   /** Other local ports the proxy must never connect to (the API server). */
   guardPorts: number[];
   limits: ProxyLimits;
+  /**
+   * Internal, for measuring what the guarantee costs; not a CLI option. `false` forwards a
+   * request without waiting for its record's commit (the record is still written). Default true:
+   * audit before forward.
+   */
+  auditBeforeForward?: boolean;
 }
 
 export interface ProxyLimits {

@@ -60,17 +60,31 @@ function nextNonce(): Buffer {
 
 const PART = '[A-Za-z0-9_.:-]+';
 const AD_SHAPE = new RegExp(`^trustrun-seal/\\d+/${PART}/${PART}/${PART}/${PART}$`);
+const RECORD_ID = /^[A-Za-z0-9_.:-]+$/;
+
+/** Checked `trustrun-seal/<version>/<table>/` prefixes and `/<field>/<keyId>` suffixes. */
+const adParts = new Map<string, { prefix: string; suffix: string }>();
 
 /**
  * The associated data of a sealed value. Parts may not contain the separator (checked on the
- * whole string), so no two contexts give the same bytes.
+ * whole string the first time a table/field/key combination is seen, then on the record id), so
+ * no two contexts give the same bytes.
  */
 export function associatedData(version: number, ctx: SealContext, keyId: string): Buffer {
-  const ad = `trustrun-seal/${version}/${ctx.table}/${ctx.recordId}/${ctx.field}/${keyId}`;
-  if (!AD_SHAPE.test(ad)) {
+  const partsKey = `${version}\0${ctx.table}\0${ctx.field}\0${keyId}`;
+  let parts = adParts.get(partsKey);
+  if (parts === undefined) {
+    const ad = `trustrun-seal/${version}/${ctx.table}/${ctx.recordId}/${ctx.field}/${keyId}`;
+    if (!AD_SHAPE.test(ad)) {
+      throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
+    }
+    parts = { prefix: `trustrun-seal/${version}/${ctx.table}/`, suffix: `/${ctx.field}/${keyId}` };
+    if (adParts.size >= 4096) adParts.clear();
+    adParts.set(partsKey, parts);
+  } else if (!RECORD_ID.test(ctx.recordId)) {
     throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
   }
-  return Buffer.from(ad, 'latin1');
+  return Buffer.from(parts.prefix + ctx.recordId + parts.suffix, 'latin1');
 }
 
 export function sealValue(

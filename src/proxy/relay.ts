@@ -1,0 +1,140 @@
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Agent, Dispatcher } from 'undici';
+import { forwardRawResponseHeaders } from './headers.js';
+import type { Capture } from './tap.js';
+
+/**
+ * One request forwarded upstream with undici's dispatch API, the response written straight to
+ * the client as it arrives: no intermediate body stream, promise per chunk or abort signal per
+ * request. Backpressure from the client pauses the upstream read; a client that goes away
+ * aborts the upstream request.
+ */
+export class Relay implements Dispatcher.DispatchHandler {
+  status: number | null = null;
+  ttfbMs: number | null = null;
+  responseHeaders: [string, string][] | null = null;
+  /** Response body bytes written to the client. */
+  size = 0;
+  private abortUpstream: ((err?: Error) => void) | null = null;
+  private resumeUpstream: (() => void) | null = null;
+  private resolve: (() => void) | null = null;
+  private reject: ((err: Error) => void) | null = null;
+  private settled = false;
+  private gone: Error | null = null;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly capture: Capture | null,
+    private readonly startedAt: number,
+  ) {}
+
+  /** Dispatches the request; resolves once the whole response was handed to the client. */
+  run(
+    agent: Agent,
+    opts: {
+      origin: string;
+      path: string;
+      method: string;
+      headers: string[];
+      body: Readable | null;
+    },
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      agent.dispatch(
+        {
+          origin: opts.origin,
+          path: opts.path,
+          method: opts.method as Dispatcher.HttpMethod,
+          headers: opts.headers,
+          body: opts.body,
+        },
+        this,
+      );
+    });
+  }
+
+  /** The captured head of the response body (full level), for the record. */
+  captured(): { data: Buffer; truncated: boolean; size: number } | null {
+    return this.capture && this.status !== null ? this.capture.capture() : null;
+  }
+
+  /** The client went away: stop the upstream request and fail the relay with `err`. */
+  cancel(err: Error): void {
+    this.gone = err;
+    this.abortUpstream?.(err);
+    this.fail(err);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.gone) abort(this.gone);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: informational, not forwarded
+    this.resumeUpstream = resume;
+    this.ttfbMs = Date.now() - this.startedAt;
+    this.status = statusCode;
+    const fwd = forwardRawResponseHeaders(rawHeaders);
+    this.responseHeaders = fwd.pairs;
+    if (this.capture) {
+      for (const [name, value] of fwd.pairs) {
+        if (name === 'content-length' && /^\d{1,15}$/.test(value)) {
+          this.capture.expect(Number(value));
+          break;
+        }
+      }
+    }
+    try {
+      this.res.writeHead(statusCode, fwd.flat);
+    } catch (err) {
+      this.abortUpstream?.(err as Error);
+      this.fail(err as Error);
+      return false;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.settled || this.res.destroyed) return false;
+    this.size += chunk.length;
+    this.capture?.add(chunk);
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.settled) return;
+    if (this.res.destroyed) {
+      this.fail(this.gone ?? new Error('client closed the connection'));
+      return;
+    }
+    this.res.end(this.onFinish);
+  }
+
+  onError(err: Error): void {
+    this.fail(err);
+  }
+
+  private readonly onDrain = (): void => {
+    this.resumeUpstream?.();
+  };
+
+  private readonly onFinish = (err?: Error | null): void => {
+    if (err) this.fail(err);
+    else if (!this.settled) {
+      this.settled = true;
+      this.resolve?.();
+    }
+  };
+
+  private fail(err: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject?.(err);
+  }
+}
