@@ -11,6 +11,7 @@ import {
 } from '../../core/index.js';
 import { LeafMinter, loadOrCreateCa } from '../../ca/index.js';
 import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
+import { startApiServer, type ApiServer } from '../../api/index.js';
 import { findSocketOwner, killTree } from '../../monitor/index.js';
 import { openStore, type Store } from '../../store/index.js';
 import {
@@ -262,8 +263,22 @@ export function register(program: Command): void {
     );
   addProxyOptions(cmd)
     .option('--json', 'print the start-up details as JSON on stdout')
+    .option(
+      '--api-port <port>',
+      'also serve the web UI and API on 127.0.0.1:PORT (the proxy refuses to proxy to it)',
+      intOption('--api-port', 1, 65535),
+    )
     .action(async (opts: ProxyCommandOptions) => {
       const s = await startProxySession(opts);
+      let api: ApiServer | null = null;
+      if (opts.apiPort) {
+        try {
+          api = await startApiServer({ store: s.store, dataDir: s.dataDir, port: opts.apiPort });
+        } catch (err) {
+          await s.stop('failed');
+          throw err;
+        }
+      }
       const info = {
         listen: s.url,
         level: s.level,
@@ -272,6 +287,7 @@ export function register(program: Command): void {
         ca: s.caPath,
         policy: s.policy?.name ?? (opts.policy ? opts.policy : null),
         env: `HTTPS_PROXY=${s.url}`,
+        api: api ? { url: api.url, oneTimeUrl: api.oneTimeUrl } : null,
       };
       const warning = phiWarning(s.level);
       if (opts.json) printJson({ ...info, warning });
@@ -285,6 +301,7 @@ export function register(program: Command): void {
       err.write(
         `  use it with:   eval "$(trustrun ca env --data-dir '${s.dataDir}')"; export HTTPS_PROXY=${s.url} https_proxy=${s.url}\n`,
       );
+      if (api) err.write(`  web UI:        ${api.oneTimeUrl} (one-time link)\n`);
       if (warning) err.write(`${warning}\n`);
       if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
         err.write(`WARNING: listening on ${opts.host}: other machines may use this proxy.\n`);
@@ -298,6 +315,7 @@ export function register(program: Command): void {
         });
       });
       err.write('stopping…\n');
+      await api?.close();
       await s.stop('completed');
       err.write(`session ${s.sessionId} saved\n`);
     });

@@ -1,0 +1,100 @@
+/**
+ * `trustrun proxy --api-port N`: the API and web UI beside a running proxy, on the same store;
+ * the proxy refuses to proxy to the API's port.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireClient } from '../../helpers/clients.js';
+import { startCliProxy, type CliProxy } from '../../helpers/cli-proxy.js';
+import { run } from '../../helpers/proc.js';
+import { cleanEnv } from '../../unit/ca/helpers.js';
+
+let dir: string;
+let proxy: CliProxy;
+let apiPort: number;
+
+/** A port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'trustrun-proxy-api-'));
+  apiPort = await freePort();
+  proxy = await startCliProxy(
+    ['--data-dir', join(dir, 'data'), '--api-port', String(apiPort)],
+    cleanEnv(),
+  );
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const hasCurl = requireClient('curl');
+
+describe('trustrun proxy --api-port', () => {
+  it('serves the API on 127.0.0.1 with the data directory token, showing the running session', async () => {
+    const info = proxy.info as CliProxy['info'] & { api: { url: string; oneTimeUrl: string } };
+    expect(info.api.url).toBe(`http://127.0.0.1:${apiPort}`);
+    expect(info.api.oneTimeUrl).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${apiPort}/`));
+    expect(proxy.stderr()).toContain(info.api.oneTimeUrl);
+    const token = readFileSync(join(dir, 'data', 'api-token'), 'utf8').trim();
+    const res = await fetch(`${info.api.url}/api/sessions/${info.session}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: info.session, kind: 'proxy', status: 'running' });
+    const anonymous = await fetch(`${info.api.url}/api/sessions`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it.skipIf(!hasCurl)('refuses to proxy a request to the API port (loop guard)', async () => {
+    const r = await run(
+      'curl',
+      [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '--proxy',
+        proxy.url,
+        `http://127.0.0.1:${apiPort}/api/sessions`,
+      ],
+      { env: cleanEnv() },
+    );
+    expect(r.stdout).toBe('403');
+  });
+
+  it('exits 2 with one line when the API port is taken', async () => {
+    const r = await run(
+      process.execPath,
+      [
+        join(import.meta.dirname, '../../../bin/trustrun.js'),
+        'proxy',
+        '--port',
+        '0',
+        '--data-dir',
+        join(dir, 'd2'),
+        '--api-port',
+        String(apiPort),
+      ],
+      { env: cleanEnv() },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`port ${apiPort} .*already in use`));
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
