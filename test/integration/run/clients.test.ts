@@ -87,6 +87,29 @@ describe('trustrun run with real clients', () => {
     expect(r.stdout).toBe('200 /python\n');
   });
 
+  it.skipIf(!requireClient('python3'))('python3 urllib (standard library)', async () => {
+    const script = `import urllib.request, json\nwith urllib.request.urlopen("https://${API}/urllib", timeout=30) as r:\n    print(r.status, json.load(r)["url"])`;
+    const r = await runAndCheck(['python3', '-c', script], API, '/urllib');
+    expect(r.stdout).toBe('200 /urllib\n');
+  });
+
+  it.skipIf(!requireClient('rscript'))(
+    'Rscript download.file (libcurl method)',
+    async () => {
+      const r = await runAndCheck(
+        [
+          'Rscript',
+          '-e',
+          `f <- tempfile(); download.file("https://${API}/r-download", f, quiet = TRUE); cat(readLines(f, warn = FALSE))`,
+        ],
+        API,
+        '/r-download',
+      );
+      expect(r.stdout).toMatch(/^\{.*"url":"\/r-download"/);
+    },
+    120_000,
+  );
+
   it.skipIf(!requireClient('rscript'))(
     'Rscript with httr',
     async () => {

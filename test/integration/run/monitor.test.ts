@@ -114,6 +114,33 @@ describe('trustrun run: the socket monitor', () => {
   );
 
   it.skipIf(!hasPython)(
+    'under a default-block policy a direct connection is a violation that cannot be enforced: exit 1',
+    async () => {
+      const policy = join(w.dir, 'default-block.yaml');
+      writeFileSync(policy, 'version: 2\nname: default-block\ndefaults:\n  action: block\n');
+      const file = join(w.dir, 'block.json');
+      const r = await trustrunRun(
+        w,
+        ['--policy', policy, '--interval', '20', '--json-file', file],
+        direct(0.5),
+      );
+      const s = await readSummary(file);
+      expect(s.child).toMatchObject({ exitCode: 0, signal: null });
+      expect(r.code).toBe(1);
+      expect(s.violations).toEqual([
+        expect.objectContaining({
+          host: '127.0.0.1',
+          port,
+          action: 'block',
+          rule: null,
+          enforced: false,
+        }),
+      ]);
+      expect(r.stderr).toMatch(/not enforceable on a direct connection/);
+    },
+  );
+
+  it.skipIf(!hasPython)(
     'a kill rule ends the process tree that made a direct connection',
     async () => {
       const file = join(w.dir, 'kill.json');
@@ -137,6 +164,12 @@ describe('trustrun run: the socket monitor', () => {
         expect.objectContaining({ host: '127.0.0.1', port, action: 'kill', enforced: true }),
       ]);
       expect(r.stderr).toMatch(/terminated the process tree/);
+      // Gone within a second of being seen: the last poll that saw the socket open.
+      const [ev] = await withStore(
+        w,
+        (store) => store.listMonitorEvents({ sessionId: s.session }).items,
+      );
+      expect(ev!.lastSeen - ev!.firstSeen).toBeLessThan(1000);
     },
   );
 });
