@@ -6,14 +6,19 @@
  *
  *   npm run bench                 full run (3 repetitions, about 10 minutes)
  *   npm run bench -- --quick      short run (1 repetition, short durations; docs not rewritten)
+ *   npm run bench -- --from-results bench/results/latest.json [--no-docs]
+ *                                 no measuring: render the page from a results file (to
+ *                                 docs/benchmarks.md and .svg, or with --no-docs to stdout)
  *
  * Options: --quick, --docs / --no-docs (write docs/benchmarks.*; default: on unless --quick),
  * --no-build (use dist/ as it is), --no-micro, --only NAME,NAME (configurations to run),
- * --reps N. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than bin/trustrun.js.
+ * --reps N, --from-results FILE. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
+ * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' adds node options to the trustrun processes.
+ * bench/notes.md (hand-written findings) is appended to the page as it is.
  * Everything listens on and connects to 127.0.0.1/127.0.0.2 only.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createRequire } from 'node:module';
@@ -51,6 +56,7 @@ const known = new Set([
   '--no-micro',
   '--only',
   '--reps',
+  '--from-results',
   '--help',
 ]);
 for (const [i, a] of argv.entries()) {
@@ -58,14 +64,15 @@ for (const [i, a] of argv.entries()) {
     process.stderr.write(`bench: unknown option ${a} (see the header of bench/run.ts)\n`);
     process.exit(2);
   }
-  if ((a === '--only' || a === '--reps') && argv[i + 1] === undefined) {
+  if ((a === '--only' || a === '--reps' || a === '--from-results') && argv[i + 1] === undefined) {
     process.stderr.write(`bench: ${a} needs a value\n`);
     process.exit(2);
   }
 }
 if (flag('--help')) {
   process.stderr.write(
-    'usage: npm run bench -- [--quick] [--docs|--no-docs] [--no-build] [--no-micro] [--only a,b] [--reps N]\n',
+    'usage: npm run bench -- [--quick] [--docs|--no-docs] [--no-build] [--no-micro] [--only a,b] [--reps N]\n' +
+      '       npm run bench -- --from-results FILE [--no-docs]\n',
   );
   process.exit(0);
 }
@@ -135,6 +142,39 @@ function build(notes: string[]): void {
     );
     log(`  build reported errors (continuing with what was emitted): ${out[0] ?? ''}`);
   }
+}
+
+/** Hand-written findings appended to the page (bench/notes.md, committed). */
+function readNotes(): string {
+  const file = join(BENCH_DIR, 'notes.md');
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+}
+
+function writeDocs(results: Results): void {
+  writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), renderSvg(results));
+  writeFileSync(
+    join(ROOT, 'docs', 'benchmarks.md'),
+    renderMarkdown(results, 'benchmarks.svg', readNotes()),
+  );
+  log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}
+
+/** --from-results FILE: the page from an earlier run's results, nothing measured. */
+function fromResults(file: string): void {
+  let results: Results;
+  try {
+    results = JSON.parse(readFileSync(file, 'utf8')) as Results;
+  } catch (err) {
+    process.stderr.write(`bench: --from-results ${file}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (results.format !== 1 || !results.cells || !Array.isArray(results.micro)) {
+    process.stderr.write(`bench: --from-results ${file}: not a bench results file (format 1)\n`);
+    process.exit(2);
+  }
+  if (flag('--no-docs'))
+    process.stdout.write(renderMarkdown(results, 'benchmarks.svg', readNotes()));
+  else writeDocs(results);
 }
 
 async function main(): Promise<void> {
@@ -223,7 +263,11 @@ async function main(): Promise<void> {
     command:
       (process.env.BENCH_TRUSTRUN_BIN
         ? `BENCH_TRUSTRUN_BIN=${process.env.BENCH_TRUSTRUN_BIN} `
-        : '') + `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+        : '') +
+      (process.env.BENCH_TRUSTRUN_NODE_ARGS
+        ? `BENCH_TRUSTRUN_NODE_ARGS='${process.env.BENCH_TRUSTRUN_NODE_ARGS}' `
+        : '') +
+      `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
     machine,
     loadAverageAtEnd: loadAverage(),
     settings,
@@ -243,17 +287,15 @@ async function main(): Promise<void> {
   writeFileSync(file, json);
   writeFileSync(join(resultsDir, 'latest.json'), json);
   log(`\nresults: ${relative(process.cwd(), file)}`);
-  if (WRITE_DOCS) {
-    writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), renderSvg(results));
-    writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), renderMarkdown(results, 'benchmarks.svg'));
-    log('wrote docs/benchmarks.md and docs/benchmarks.svg');
-  }
+  if (WRITE_DOCS) writeDocs(results);
   log(`\n${renderSummary(results)}`);
   log(`done in ${results.wallSeconds} s`);
 }
 
+const FROM = value('--from-results');
 try {
-  await main();
+  if (FROM) fromResults(FROM);
+  else await main();
 } catch (err) {
   log(`bench failed: ${(err as Error).stack ?? String(err)}`);
   process.exitCode = 1;

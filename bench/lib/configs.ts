@@ -113,6 +113,14 @@ export function trustrunBin(): string {
   return process.env.BENCH_TRUSTRUN_BIN || join(ROOT, 'bin', 'trustrun.js');
 }
 
+/**
+ * Extra `node` options for the trustrun process (BENCH_TRUSTRUN_NODE_ARGS, space-separated, e.g.
+ * `--max-semi-space-size=4`): NODE_OPTIONS is not passed on to the children.
+ */
+export function trustrunNodeArgs(): string[] {
+  return (process.env.BENCH_TRUSTRUN_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** Whether this checkout's CLI has the proxy command yet (dist must be built). */
 export function trustrunAvailable(): string | null {
   const bin = trustrunBin();
@@ -140,6 +148,7 @@ export async function trustrun(
   const dataDir = join(env.tmp, `trustrun-${level}`);
   mkdirSync(dataDir, { mode: 0o700 });
   const args = [
+    ...trustrunNodeArgs(),
     trustrunBin(),
     'proxy',
     '--port',

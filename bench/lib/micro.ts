@@ -1,5 +1,6 @@
 /**
- * The micro-benchmarks other parts of the project keep in bench/ (policy, store, scan). Each
+ * The micro-benchmarks other parts of the project keep in bench/ (policy, store, scan, minting,
+ * monitor). Each
  * is run as `node --import tsx bench/NAME.ts --json [args]`; one that is missing, fails or
  * prints no JSON is reported as skipped with the reason.
  */

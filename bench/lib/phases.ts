@@ -221,6 +221,10 @@ export async function runMicros(quick: boolean): Promise<MicroResult[]> {
     policy: [],
     store: quick ? ['--records', '10000'] : [],
     scan: ['--files', quick ? '1000' : '4000'],
+    minting: quick ? ['--quick'] : [],
+    // The full catch-rate grid (4 lifetimes × 4 intervals) takes about 50 s; --quick keeps two
+    // lifetimes, 15 connections per cell and fewer polls (about 17 s).
+    monitor: quick ? ['--quick'] : [],
   };
   const out: MicroResult[] = [];
   for (const [name, args] of Object.entries(microArgs)) {

@@ -267,11 +267,141 @@ export function targets(r: Results, s: Summaries): Target[] {
       : none(t, store && !store.ok ? store.reason : 'bench/store.ts not run'),
   );
 
+  t = "minting: a new host's leaf under 2 ms (shipped strategy, p50 of one host at a time)";
+  const mint = microData(r, 'minting');
+  const shipped = mint.data
+    ? (mint.data.strategies as MintStrategy[] | undefined)?.find((x) => x.name === 'shipped')
+    : undefined;
   out.push(
-    none('monitor: one poll of a 50-process tree under 5 ms', 'no monitor benchmark in bench/ yet'),
+    shipped
+      ? {
+          ...below(t, shipped.sequential.p50Ms, 2, 'ms', (n) => ms(n)),
+          measured: `${ms(shipped.sequential.p50Ms)} ms (p99 ${ms(shipped.sequential.p99Ms)} ms, ${cpu(shipped.sequential.cpuMsPerHost)} ms CPU per host; limit 2)`,
+        }
+      : none(t, mint.why),
+  );
+
+  t = 'monitor: one poll of a 50-process tree under 5 ms (steady poll, wall p50)';
+  const mon = microData(r, 'monitor');
+  const poll = mon.data?.poll as MonitorPoll | undefined;
+  out.push(
+    poll
+      ? {
+          ...below(t, poll.steady.p50, 5, 'ms', (n) => ms(n)),
+          measured: `${ms(poll.steady.p50)} ms wall p50, ${ms(poll.steady.cpuMs)} ms CPU (steady poll, ${poll.processes} processes, ${poll.sockets} sockets; limit 5)`,
+        }
+      : none(t, mon.why),
   );
   return out;
 }
+
+/** A micro-benchmark's JSON, or why there is none. */
+function microData(r: Results, name: string): { data?: Record<string, unknown>; why: string } {
+  const m = r.micro.find((x) => x.name === name);
+  if (!m) return { why: `bench/${name}.ts not run` };
+  if (!m.ok) return { why: m.reason };
+  return { data: m.data, why: '' };
+}
+
+interface MintStrategy {
+  name: string;
+  description: string;
+  sequential: {
+    hosts: number;
+    p50Ms: number;
+    p99Ms: number;
+    meanMs: number;
+    maxMs: number;
+    cpuMsPerHost: number;
+  };
+  burst: { hosts: number; seconds: number; hostsPerSec: number };
+}
+
+interface PollSummary {
+  n: number;
+  cpuMs: number;
+  p50: number;
+  mean: number;
+  p95: number;
+}
+
+interface MonitorPoll {
+  processes: number;
+  fds: number;
+  sockets: number;
+  steady: PollSummary;
+  withTables: PollSummary;
+  live: { polls: number; meanMs: number; maxMs: number };
+}
+
+interface CatchCell {
+  intervalMs: number;
+  lifetimeMs: number;
+  connections: number;
+  caught: number;
+  fraction: number;
+  meanPollMs: number;
+}
+
+function mintingLines(cmd: string, d: Record<string, unknown>): string[] {
+  const list = d.strategies as MintStrategy[];
+  const rows = list.map((x) => [
+    x.description,
+    num(x.sequential.hosts),
+    ms(x.sequential.p50Ms),
+    ms(x.sequential.p99Ms),
+    cpu(x.sequential.cpuMsPerHost),
+    num(x.burst.hostsPerSec),
+  ]);
+  return [
+    `- **minting** (\`${cmd}\`): what a never-seen host costs before its handshake (sign a leaf ` +
+      `with the ${String(d.caKey ?? '')} CA, build the context that serves it). Latency: one new host at a time, ` +
+      `5 ms apart, strategies interleaved; CPU: the process's (all threads) per host, including work done between ` +
+      `hosts (the shipped strategy prepares its next contexts there); burst: ${list.map((x) => x.burst.hosts).join('/')} ` +
+      `new hosts asked for at once.`,
+    '',
+    indent(table(['strategy', 'hosts', 'p50 ms', 'p99 ms', 'CPU ms/host', 'burst hosts/s'], rows)),
+    '',
+  ];
+}
+
+function monitorLines(cmd: string, d: Record<string, unknown>): string[] {
+  const p = d.poll as MonitorPoll;
+  const cells = (d.catchRate ?? []) as CatchCell[];
+  const intervals = [...new Set(cells.map((c) => c.intervalMs))].sort((a, b) => a - b);
+  const lifetimes = [...new Set(cells.map((c) => c.lifetimeMs))].sort((a, b) => a - b);
+  const rows = lifetimes.map((life) => [
+    `${life} ms`,
+    ...intervals.map((iv) => {
+      const c = cells.find((x) => x.lifetimeMs === life && x.intervalMs === iv);
+      return c ? `${Math.round(c.fraction * 100)}% (${c.caught}/${c.connections})` : '–';
+    }),
+  ]);
+  const lines = [
+    `- **monitor** (\`${cmd}\`): one poll of a ${p.processes}-process tree holding ${p.sockets} inet sockets ` +
+      `(${p.fds} fds): steady (nothing new) ${ms(p.steady.cpuMs)} ms CPU, wall p50 ${ms(p.steady.p50)} ms, ` +
+      `p95 ${ms(p.steady.p95)} ms (n=${p.steady.n}); reading the socket tables ${ms(p.withTables.cpuMs)} ms CPU, ` +
+      `wall p50 ${ms(p.withTables.p50)} ms, p95 ${ms(p.withTables.p95)} ms (n=${p.withTables.n}); a live monitor at 100 ms: ` +
+      `${p.live.polls} polls, mean ${ms(p.live.meanMs)} ms, max ${ms(p.live.maxMs)} ms.`,
+  ];
+  if (rows.length) {
+    lines.push(
+      '',
+      '  Short-lived connections caught (a child opens connections one after the other to a local ' +
+        'server, each held for the lifetime, 5 ms apart; caught/opened at each poll interval):',
+      '',
+      indent(table(['connection lifetime', ...intervals.map((iv) => `${iv} ms interval`)], rows)),
+      '',
+    );
+  }
+  return lines;
+}
+
+const indent = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
 
 function microSection(r: Results): string {
   if (r.micro.length === 0) return 'Not run in this run.';
@@ -304,18 +434,26 @@ function microSection(r: Results): string {
         `- **scan** (\`${cmd}\`): ${num(Number(d.files))} files (${d.megabytes} MB); warm ${num(w.filesPerSecond)} files/s (${w.mbPerSecond} MB/s), ` +
           `cold ${num(c.filesPerSecond)} files/s.`,
       );
+    } else if (m.name === 'minting' && Array.isArray(d.strategies)) {
+      lines.push(...mintingLines(cmd, d));
+    } else if (m.name === 'monitor' && typeof d.poll === 'object' && d.poll) {
+      lines.push(...monitorLines(cmd, d));
     } else {
       lines.push(`- **${m.name}** (\`${cmd}\`): \`${JSON.stringify(d).slice(0, 300)}\``);
     }
   }
-  return lines.join('\n');
+  return lines.join('\n').trimEnd();
 }
 
 function loadgenCpu(r: Results): number {
   return median((r.cells['1k-c32'].direct ?? []).map((x) => x.loadgenCpuMsPerReq));
 }
 
-export function renderMarkdown(r: Results, svgFile: string): string {
+/**
+ * Renders docs/benchmarks.md. `notes` (bench/notes.md: hand-written findings, kept in the
+ * repository) is appended as it is, after the generated sections, so it survives reruns.
+ */
+export function renderMarkdown(r: Results, svgFile: string, notes = ''): string {
   const s = summaries(r);
   const m = r.machine;
   const st = r.settings;
@@ -427,18 +565,28 @@ ${
 \`\`\`sh
 apt-get install mitmproxy squid-openssl   # optional: the reference proxies (skipped with a note when missing)
 npm run bench                             # builds dist/, about 10 minutes, rewrites this page
-npm run bench -- --quick                  # about 2 minutes: 1 repetition, short windows, smaller bodies; JSON only
+npm run bench -- --quick                  # about 3 minutes: 1 repetition, short windows, smaller bodies; JSON only
 \`\`\`
 
 Options: \`--quick\`, \`--docs\` / \`--no-docs\` (rewrite this page and \`docs/benchmarks.svg\`; default on
 unless \`--quick\`), \`--no-build\`, \`--no-micro\`, \`--only direct,tunnel,trustrun-headers\` (configurations:
-direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, squid), \`--reps N\`.
-\`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of \`bin/trustrun.js\`. Results go to
+direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, squid), \`--reps N\`,
+\`--from-results FILE\` (measure nothing: render this page from an earlier run's JSON; with
+\`--no-docs\` to stdout). \`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
+\`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` adds \`node\` options to the trustrun
+processes. The sections after this one come from \`bench/notes.md\` (hand-written, committed) and are
+appended as they are on every run. Results go to
 \`bench/results/\` (one JSON file per run, plus \`latest.json\`). Linux only (procfs). Squid needs root: its
 upstream listener is 127.0.0.2:443 and its helpers run as the \`proxy\` user. All traffic stays on
 127.0.0.1 and 127.0.0.2; certificates and keys are made in a temporary directory and deleted, and
 every child process is stopped at the end, also after a failure or Ctrl-C.
-`;
+${notesSection(notes)}`;
+}
+
+/** bench/notes.md without its leading HTML comments, after one blank line; '' when empty. */
+function notesSection(notes: string): string {
+  const text = notes.replace(/^\s*(<!--[\s\S]*?-->\s*)*/, '').trimEnd();
+  return text ? `\n${text}\n` : '';
 }
 
 /** A compact plain-text summary for the terminal. */
