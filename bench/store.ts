@@ -24,7 +24,7 @@ export interface StoreBenchResult {
   concurrency: number;
   /** Sealed records (insert + completion) committed per second of wall time. */
   recordsPerSec: number;
-  /** The same per second of this process's CPU time (less sensitive to other load). */
+  /** The same per second of this process's CPU time, all threads (less sensitive to other load). */
   recordsPerCpuSec: number;
   commits: number;
   /** Request rows alone (addRequest, no completion) committed per second. */

@@ -62,15 +62,14 @@ const PART = '[A-Za-z0-9_.:-]+';
 const AD_SHAPE = new RegExp(`^trustrun-seal/\\d+/${PART}/${PART}/${PART}/${PART}$`);
 const RECORD_ID = /^[A-Za-z0-9_.:-]+$/;
 
-/** Checked `trustrun-seal/<version>/<table>/` prefixes and `/<field>/<keyId>` suffixes. */
-const adParts = new Map<string, { prefix: string; suffix: string }>();
+/** Checked `trustrun-seal/<version>/<table>/` prefixes and `/<field>/<keyId>` suffixes, as bytes. */
+const adParts = new Map<string, { prefix: Buffer; suffix: Buffer }>();
 
-/**
- * The associated data of a sealed value. Parts may not contain the separator (checked on the
- * whole string the first time a table/field/key combination is seen, then on the record id), so
- * no two contexts give the same bytes.
- */
-export function associatedData(version: number, ctx: SealContext, keyId: string): Buffer {
+function checkedParts(
+  version: number,
+  ctx: SealContext,
+  keyId: string,
+): { prefix: Buffer; suffix: Buffer } {
   const partsKey = `${version}\0${ctx.table}\0${ctx.field}\0${keyId}`;
   let parts = adParts.get(partsKey);
   if (parts === undefined) {
@@ -78,14 +77,44 @@ export function associatedData(version: number, ctx: SealContext, keyId: string)
     if (!AD_SHAPE.test(ad)) {
       throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
     }
-    parts = { prefix: `trustrun-seal/${version}/${ctx.table}/`, suffix: `/${ctx.field}/${keyId}` };
+    parts = {
+      prefix: Buffer.from(`trustrun-seal/${version}/${ctx.table}/`, 'latin1'),
+      suffix: Buffer.from(`/${ctx.field}/${keyId}`, 'latin1'),
+    };
     if (adParts.size >= 4096) adParts.clear();
     adParts.set(partsKey, parts);
   } else if (!RECORD_ID.test(ctx.recordId)) {
     throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
   }
-  return Buffer.from(parts.prefix + ctx.recordId + parts.suffix, 'latin1');
+  return parts;
 }
+
+/** Scratch space for the associated data of the value being sealed (used at once, then reused). */
+let adScratch = Buffer.alloc(256);
+
+/** Writes the associated data into the scratch buffer; the view is valid until the next call. */
+function scratchAssociatedData(version: number, ctx: SealContext, keyId: string): Buffer {
+  const { prefix, suffix } = checkedParts(version, ctx, keyId);
+  // Record ids are ASCII (checked above): one byte per character.
+  const size = prefix.length + ctx.recordId.length + suffix.length;
+  if (size > adScratch.length) adScratch = Buffer.alloc(Math.max(size, 2 * adScratch.length));
+  let at = prefix.copy(adScratch, 0);
+  at += adScratch.write(ctx.recordId, at, 'latin1');
+  at += suffix.copy(adScratch, at);
+  return adScratch.subarray(0, at);
+}
+
+/**
+ * The associated data of a sealed value. Parts may not contain the separator (checked on the
+ * whole string the first time a table/field/key combination is seen, then on the record id), so
+ * no two contexts give the same bytes.
+ */
+export function associatedData(version: number, ctx: SealContext, keyId: string): Buffer {
+  return Buffer.from(scratchAssociatedData(version, ctx, keyId));
+}
+
+/** The 8 key id bytes of each data key in use, decoded once. */
+const keyIdBytes = new WeakMap<DataKey, { keyId: string; bytes: Buffer }>();
 
 export function sealValue(
   dataKey: DataKey,
@@ -94,10 +123,15 @@ export function sealValue(
 ): Buffer {
   const message = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
   const nonce = nextNonce();
-  const ad = associatedData(SEAL_VERSION, ctx, dataKey.keyId);
+  const ad = scratchAssociatedData(SEAL_VERSION, ctx, dataKey.keyId);
+  let id = keyIdBytes.get(dataKey);
+  if (id === undefined || id.keyId !== dataKey.keyId) {
+    id = { keyId: dataKey.keyId, bytes: Buffer.from(dataKey.keyId, 'hex') };
+    keyIdBytes.set(dataKey, id);
+  }
   const blob = Buffer.allocUnsafe(HEADER_BYTES + NONCE_BYTES + message.length + TAG_BYTES);
   blob[0] = SEAL_VERSION;
-  blob.write(dataKey.keyId, 1, KEY_ID_BYTES, 'hex');
+  blob.set(id.bytes, 1);
   nonce.copy(blob, HEADER_BYTES);
   aeadSeal(dataKey.key, nonce, ad, message, blob, HEADER_BYTES + NONCE_BYTES);
   return blob;

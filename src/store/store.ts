@@ -13,7 +13,7 @@ import {
   type Logger,
   type Verdict,
 } from '../core/index.js';
-import { checkpoint, describeSqliteError, openDatabase, type Db } from './db.js';
+import { Checkpointer, checkpoint, describeSqliteError, openDatabase, type Db } from './db.js';
 import { decodeHeaders, encodeHeaders } from './headers.js';
 import { loadMasterKey, unwrapDataKey, wipe, wrapDataKey, type MasterKey } from './keys.js';
 import { isOwnerAlive, processToken } from './liveness.js';
@@ -62,6 +62,17 @@ import { BatchWriter, closedError } from './writer.js';
 const DEFAULT_BATCH_MAX = 256;
 const OUTCOME_SET: ReadonlySet<string> = new Set(OUTCOMES);
 const DEFAULT_BUSY_TIMEOUT_MS = 2000;
+/**
+ * Checkpoints move to a worker thread once a store has committed this many operations, or
+ * queued this many bytes of bodies (a store that only reads, or writes a little, never starts
+ * the thread).
+ */
+const CHECKPOINT_THREAD_AFTER_OPS = 1000;
+const CHECKPOINT_THREAD_AFTER_BODY_BYTES = 8 * 1024 * 1024;
+/** At most one background checkpoint per this many milliseconds. */
+const CHECKPOINT_INTERVAL_MS = 25;
+/** WAL pages (4 KiB) after which the writing connection finishes a checkpoint itself (see Checkpointer). */
+const MAX_WAL_PAGES = 16_000;
 /** Requests kept in memory between addRequest and completeRequest (older ones are looked up). */
 const OPEN_REQUESTS_MAX = 100_000;
 
@@ -136,6 +147,7 @@ interface Statements {
 export class SqliteStore implements Store {
   readonly keySource: 'file' | 'passphrase';
   private readonly writer: BatchWriter;
+  private readonly checkpointer: Checkpointer;
   private readonly reader: Reader;
   private readonly scans: ScanStore;
   private readonly s: Statements;
@@ -147,6 +159,8 @@ export class SqliteStore implements Store {
   private readonly openRequests = new Map<string, { sessionId: string; startedAt: number }>();
   private readonly ownerToken: string | null;
   private closed = false;
+  /** Bytes of bodies queued so far (starts the checkpoint thread early at the full level). */
+  private bodyBytes = 0;
 
   constructor(
     /** The connection; for maintenance and tests, not for callers of the Store interface. */
@@ -161,10 +175,26 @@ export class SqliteStore implements Store {
     }
     this.keySource = master.source;
     this.ownerToken = processToken(process.pid);
+    this.checkpointer = new Checkpointer(db, db.name, {
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      maxWalPages: MAX_WAL_PAGES,
+      onError: (message) =>
+        this.logger.warn(`${message}; checkpoints go back to the writing connection`),
+    });
     this.writer = new BatchWriter(db, {
       batchMax,
       maxRetained: 100_000,
       onError: (err) => this.emitError(err),
+      afterCommit: () => {
+        if (this.checkpointer.running) this.checkpointer.nudge();
+        else if (
+          (this.writer.stats.committedOps >= CHECKPOINT_THREAD_AFTER_OPS ||
+            this.bodyBytes >= CHECKPOINT_THREAD_AFTER_BODY_BYTES) &&
+          !this.closed
+        ) {
+          this.checkpointer.start();
+        }
+      },
     });
     this.reader = new Reader(db);
     this.scans = new ScanStore(db, master, this.reader);
@@ -448,6 +478,7 @@ export class SqliteStore implements Store {
     const rh = done.responseHeaders ?? null;
     const rq = done.requestBody ?? null;
     const rs = done.responseBody ?? null;
+    this.bodyBytes += (rq?.data.length ?? 0) + (rs?.data.length ?? 0);
     this.writer.enqueue({
       stmt: this.s.completeRequest,
       args: [
@@ -602,6 +633,7 @@ export class SqliteStore implements Store {
     const err = this.writer.drain();
     const lost = this.writer.stop(closedError());
     this.closed = true;
+    await this.checkpointer.stop();
     try {
       if (this.db.open) checkpoint(this.db);
     } catch (e) {

@@ -41,6 +41,8 @@ export interface WriterOptions {
   batchMax: number;
   maxRetained: number;
   onError: (err: TrustRunError) => void;
+  /** Called after each successful commit (e.g. to schedule a checkpoint). */
+  afterCommit?: () => void;
 }
 
 export interface WriterStats {
@@ -154,6 +156,7 @@ export class BatchWriter {
     this.stats.committedOps += batch.length - refused.length;
     this.healthy = true;
     this.backoffMs = 0;
+    this.opts.afterCommit?.();
     const refusedOps = new Set(refused.map(([op]) => op));
     for (const op of batch) {
       if (op.waiter && !refusedOps.has(op)) op.waiter.resolve(op.waiter.value);
