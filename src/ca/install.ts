@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { TrustRunError } from '../core/index.js';
@@ -210,22 +210,22 @@ async function sameContent(file: string, text: string): Promise<boolean> {
   return (await readFile(file, 'utf8').catch(() => null)) === text;
 }
 
-/** Firefox and Chromium on Linux keep their own NSS stores: say how to add the CA there. */
+/**
+ * Firefox and Chromium on Linux keep their own NSS stores (~/.pki/nssdb, Firefox profiles).
+ * With `certutil` on the PATH the CA is added to (or removed from) each of them, as the store's
+ * owner (so a `sudo trustrun ca install` does not leave root-owned files in a user's profile);
+ * without it, or when a store refuses, the notes say what to run.
+ */
 async function nssNotes(
   ca: CertificateAuthority,
   opts: InstallOptions,
   verb: 'install' | 'uninstall',
+  ran: string[][] = [],
 ): Promise<string[]> {
   const home = opts.home ?? process.env.HOME ?? homedir();
   const dbs: string[] = [];
   const pki = join(home, '.pki', 'nssdb');
-  if (
-    await access(pki).then(
-      () => true,
-      () => false,
-    )
-  )
-    dbs.push(pki);
+  if (await exists(join(pki, 'cert9.db'))) dbs.push(pki);
   for (const base of [
     join(home, '.mozilla', 'firefox'),
     join(home, 'snap', 'firefox', 'common', '.mozilla', 'firefox'),
@@ -234,30 +234,59 @@ async function nssNotes(
     for (const e of entries) {
       if (!e.isDirectory()) continue;
       const dir = join(base, e.name);
-      if (
-        await access(join(dir, 'cert9.db')).then(
-          () => true,
-          () => false,
-        )
-      )
-        dbs.push(dir);
+      if (await exists(join(dir, 'cert9.db'))) dbs.push(dir);
     }
   }
   if (dbs.length === 0) return [];
-  const hasCertutil = (await findTool('certutil', searchPath(opts))) !== null;
+  const certutil = await findTool('certutil', searchPath(opts));
   const name = installedName(ca);
-  const notes = [
-    `Firefox and Chromium use their own certificate stores (NSS); ${verb === 'install' ? 'to trust the CA there too' : 'to remove the CA from them'}, run as your user (not with sudo):`,
-  ];
+  const command = (db: string): string[] =>
+    verb === 'install'
+      ? ['certutil', '-d', `sql:${db}`, '-A', '-t', 'C,,', '-n', name, '-i', ca.paths.caCert]
+      : ['certutil', '-d', `sql:${db}`, '-D', '-n', name];
+  const notes: string[] = [];
+  const manual: string[] = [];
   for (const db of dbs) {
-    notes.push(
-      verb === 'install'
-        ? `  certutil -d 'sql:${db}' -A -t 'C,,' -n '${name}' -i '${ca.paths.caCert}'`
-        : `  certutil -d 'sql:${db}' -D -n '${name}'`,
-    );
+    const argv = command(db);
+    if (!certutil) {
+      manual.push(argv.map((a) => (/^[\w./:,=-]+$/.test(a) ? a : `'${a}'`)).join(' '));
+      continue;
+    }
+    const asOwner = await ownerPrefix(db);
+    const full = [...asOwner, certutil, ...argv.slice(1)];
+    ran.push(full);
+    const [file, ...args] = full as [string, ...string[]];
+    const r = await (opts.exec ?? defaultExec)(file, args);
+    const absent = verb === 'uninstall' && /could not find|not found/i.test(r.stderr + r.stdout);
+    if (r.code === 0 || absent) {
+      notes.push(`${verb === 'install' ? 'added to' : 'removed from'} the NSS store ${db}`);
+    } else {
+      manual.push(argv.map((a) => (/^[\w./:,=-]+$/.test(a) ? a : `'${a}'`)).join(' '));
+    }
   }
-  if (!hasCertutil) notes.push('  (certutil comes with libnss3-tools / nss-tools)');
+  if (manual.length > 0) {
+    notes.push(
+      `Firefox and Chromium use their own certificate stores (NSS); ${verb === 'install' ? 'to trust the CA there too' : 'to remove the CA from them'}, run as your user (not with sudo):`,
+      ...manual.map((m) => `  ${m}`),
+    );
+    if (!certutil) notes.push('  (certutil comes with libnss3-tools / nss-tools)');
+  }
   return notes;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Run as the owner of `dir` when this process is root and someone else owns it. */
+async function ownerPrefix(dir: string): Promise<string[]> {
+  if (process.getuid?.() !== 0) return [];
+  const st = await stat(dir).catch(() => null);
+  if (!st || st.uid === 0) return [];
+  return ['setpriv', `--reuid=${st.uid}`, `--regid=${st.gid}`, '--clear-groups'];
 }
 
 /** Adds the CA to the system trust store. */
@@ -293,7 +322,7 @@ export async function installCa(
       target: MAC_KEYCHAIN,
       changed: true,
       ran,
-      notes: await nssNotes(ca, opts, 'install'),
+      notes: await nssNotes(ca, opts, 'install', ran),
     };
   }
 
@@ -336,7 +365,7 @@ export async function installCa(
     }
   }
   if (argv) await run(exec, argv, ran);
-  notes.push(...(await nssNotes(ca, opts, 'install')));
+  notes.push(...(await nssNotes(ca, opts, 'install', ran)));
   return { system, target, changed, ran, notes };
 }
 
@@ -365,7 +394,7 @@ export async function uninstallCa(
       target: MAC_KEYCHAIN,
       changed: true,
       ran,
-      notes: await nssNotes(ca, opts, 'uninstall'),
+      notes: await nssNotes(ca, opts, 'uninstall', ran),
     };
   }
 
@@ -401,6 +430,6 @@ export async function uninstallCa(
     if (!tool) throw new TrustRunError('TR_CONFIG', 'update-ca-trust is not installed');
     await run(exec, [tool, 'extract'], ran);
   }
-  notes.push(...(await nssNotes(ca, opts, 'uninstall')));
+  notes.push(...(await nssNotes(ca, opts, 'uninstall', ran)));
   return { system, target, changed: present, ran, notes };
 }

@@ -18,6 +18,10 @@ const CLIENTS = {
   git: { probe: ['git', ['--version']], install: 'apt-get install git' },
   wget: { probe: ['wget', ['--version']], install: 'apt-get install wget' },
   chromium: { probe: ['chromium', ['--version']], install: 'apt-get install chromium' },
+  certutil: {
+    probe: ['sh', ['-c', 'command -v certutil']],
+    install: 'apt-get install libnss3-tools',
+  },
 } as const satisfies Record<string, { probe: [string, string[]]; install: string }>;
 
 export type ClientName = keyof typeof CLIENTS;

@@ -18,6 +18,7 @@ import {
 import { pemCertificates } from '../../../src/ca/bundle.js';
 import { dataPaths, isTrustRunError } from '../../../src/core/index.js';
 import { makeTestCa } from '../../helpers/pki.js';
+import { requireClient } from '../../helpers/clients.js';
 import { CLI, run } from '../../helpers/proc.js';
 import { cleanupTemp, tempDir, tempPaths } from './helpers.js';
 
@@ -110,6 +111,34 @@ describe('ca install / uninstall (Debian store in a staging root)', () => {
       expect(bundle).toContain(decoy);
       expect(await readdir(join(root, 'etc/ssl/certs'))).not.toContain(`${name}.pem`);
       expect((await uninstallCa(ca, { root })).changed).toBe(false);
+    },
+    60_000,
+  );
+
+  it.skipIf(!hasUpdater || !requireClient('certutil'))(
+    "adds the CA to the user's NSS store (Chromium, Firefox) with certutil, and removes it",
+    async () => {
+      const { root } = await debianRoot();
+      const ca = await loadOrCreateCa(await tempPaths());
+      const home = await tempDir();
+      const db = join(home, '.pki', 'nssdb');
+      await mkdir(db, { recursive: true });
+      const made = spawnSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+      expect(made.status, String(made.stderr)).toBe(0);
+      const listed = () =>
+        spawnSync('certutil', ['-L', '-d', `sql:${db}`, '-n', installedName(ca)]).status;
+      expect(listed()).not.toBe(0);
+
+      const r = await installCa(ca, { root, home });
+      expect(r.notes).toContain(`added to the NSS store ${db}`);
+      expect(r.ran.some((argv) => argv.includes('-A') && argv.includes(`sql:${db}`))).toBe(true);
+      expect(listed()).toBe(0);
+      const trust = spawnSync('certutil', ['-L', '-d', `sql:${db}`], { encoding: 'utf8' }).stdout;
+      expect(trust).toMatch(new RegExp(`${installedName(ca)}\\s+C,,`));
+
+      const u = await uninstallCa(ca, { root, home });
+      expect(u.notes).toContain(`removed from the NSS store ${db}`);
+      expect(listed()).not.toBe(0);
     },
     60_000,
   );
