@@ -87,12 +87,17 @@ export function describeSqliteError(err: unknown): string {
  * connection goes back to checkpointing itself. The worker's state is read from shared memory,
  * not from messages: a writer that never yields to the event loop still sees it.
  */
+/** Commits after which the writer checkpoints itself when the worker has finished none. */
+const STALLED_NUDGES = 8;
+
 export class Checkpointer {
   private worker: Worker | null = null;
   private readonly state = new Int32Array(new SharedArrayBuffer(4 * STATE_SLOTS));
   private ready = false;
   private failed = false;
   private stopping: Promise<void> | null = null;
+  private lastDone = 0;
+  private nudgesSinceDone = 0;
 
   constructor(
     private readonly db: Db,
@@ -150,7 +155,19 @@ export class Checkpointer {
       this.fallBack('a checkpoint on the checkpoint thread failed');
       return;
     }
-    if (Atomics.load(this.state, S_LOG) >= this.opts.maxWalPages) {
+    // A worker that finishes no checkpoint (starved of CPU, or slower than the writer) does not
+    // let the WAL grow without bound: after STALLED_NUDGES commits without one, the writing
+    // connection checkpoints itself, whatever the worker last reported.
+    const done = Atomics.load(this.state, S_DONE);
+    if (done !== this.lastDone) {
+      this.lastDone = done;
+      this.nudgesSinceDone = 0;
+    } else {
+      this.nudgesSinceDone++;
+    }
+    const stalled = this.nudgesSinceDone >= STALLED_NUDGES;
+    if (stalled || Atomics.load(this.state, S_LOG) >= this.opts.maxWalPages) {
+      if (stalled) this.nudgesSinceDone = 0;
       // The WAL starts over only when a transaction begins with every frame copied, which a
       // busy writer rarely sees: one checkpoint here, between commits, copies the few frames
       // the worker has not, and the next commit starts the WAL over. Busy (the worker is
