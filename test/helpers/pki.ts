@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { webcrypto, X509Certificate, randomBytes } from 'node:crypto';
+import { KeyObject, webcrypto, X509Certificate, randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -23,9 +23,9 @@ function serial(): string {
   return b.toString('hex');
 }
 
+/** The key made at test time, as PKCS#8 PEM (encoded by node:crypto). */
 async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`;
+  return KeyObject.from(key).export({ format: 'pem', type: 'pkcs8' }).toString();
 }
 
 /** A CA made at test time for the test's upstream servers (never the proxy's CA). */
