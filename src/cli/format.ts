@@ -44,3 +44,8 @@ export function formatMs(ms: number | null): string {
 export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
+
+/** The line after a page of a list: how to get the next page, if there is one. */
+export function pageFooter(nextCursor: string | null): string {
+  return nextCursor ? `\nmore: --cursor ${nextCursor}\n` : '\n';
+}

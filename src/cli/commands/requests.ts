@@ -17,7 +17,7 @@ import {
   printJson,
   type CommonOptions,
 } from '../common.js';
-import { clip, formatBytes, formatMs, formatTime, table } from '../format.js';
+import { clip, formatBytes, formatMs, formatTime, pageFooter, table } from '../format.js';
 import { withStore } from '../store.js';
 
 export interface RequestsOptions extends CommonOptions {
@@ -108,8 +108,7 @@ export function formatRequestList(page: Page<ListedRequest>): string {
       processOf(r),
     ]);
   }
-  const more = page.nextCursor ? `\nmore: --cursor ${page.nextCursor}\n` : '\n';
-  return table(rows) + more;
+  return table(rows) + pageFooter(page.nextCursor);
 }
 
 function headerLines(headers: [string, string][] | null): string {

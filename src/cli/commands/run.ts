@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { intOption } from '../common.js';
+import { formatBytes } from '../format.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { runEnvironment } from '../../ca/index.js';
 import {
@@ -477,18 +478,6 @@ async function stopMonitor(monitor: Monitor): Promise<RunDestination[]> {
   return [...byDest.values()];
 }
 
-function size(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = -1;
-  do {
-    v /= 1024;
-    u++;
-  } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
-}
-
 /** The human summary printed on stderr at the end of a run. */
 export function formatSummary(s: RunSummary): string {
   const lines: string[] = [];
@@ -510,12 +499,12 @@ export function formatSummary(s: RunSummary): string {
     for (const d of s.destinations) {
       const name = `${d.host}:${d.port}`.padEnd(width);
       lines.push(
-        `    ${name}  via ${d.via}  ${d.connections} conn  ${d.requests} req  ${size(d.bytesUp)} up  ${size(d.bytesDown)} down${d.violation ? '  VIOLATION' : ''}`,
+        `    ${name}  via ${d.via}  ${d.connections} conn  ${d.requests} req  ${formatBytes(d.bytesUp)} up  ${formatBytes(d.bytesDown)} down${d.violation ? '  VIOLATION' : ''}`,
       );
     }
   }
   lines.push(
-    `  requests: ${s.requests}   connections: ${s.connections}   bytes: ${size(s.bytesUp)} up, ${size(s.bytesDown)} down`,
+    `  requests: ${s.requests}   connections: ${s.connections}   bytes: ${formatBytes(s.bytesUp)} up, ${formatBytes(s.bytesDown)} down`,
   );
   if (s.violations.length === 0) lines.push('  violations: none');
   else {

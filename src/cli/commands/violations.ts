@@ -7,7 +7,7 @@ import {
   printJson,
   type CommonOptions,
 } from '../common.js';
-import { formatTime, table } from '../format.js';
+import { formatTime, pageFooter, table } from '../format.js';
 import { withStore } from '../store.js';
 
 export interface ViolationsOptions extends CommonOptions {
@@ -43,8 +43,7 @@ export function formatViolations(page: Page<ViolationRow>): string {
       v.reason,
     ]);
   }
-  const more = page.nextCursor ? `\nmore: --cursor ${page.nextCursor}\n` : '\n';
-  return table(rows) + more;
+  return table(rows) + pageFooter(page.nextCursor);
 }
 
 export function register(program: Command): void {
