@@ -115,20 +115,33 @@ export function trustrunBin(): string {
 
 /**
  * Extra `node` options for the trustrun process (BENCH_TRUSTRUN_NODE_ARGS, space-separated, e.g.
- * `--max-semi-space-size=4`): NODE_OPTIONS is not passed on to the children.
+ * `--max-semi-space-size=8`): NODE_OPTIONS is not passed on to the children.
  */
 export function trustrunNodeArgs(): string[] {
   return (process.env.BENCH_TRUSTRUN_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
+/**
+ * How to start trustrun with `args`: bin/trustrun.js run as a program, as the installed command
+ * is (its `#!` line sets the runtime's memory options); with BENCH_TRUSTRUN_NODE_ARGS or
+ * BENCH_TRUSTRUN_BIN, `node [ARGS] FILE` instead (those options replace the launcher's).
+ */
+export function trustrunCommand(args: string[]): { command: string; args: string[] } {
+  const nodeArgs = trustrunNodeArgs();
+  if (process.env.BENCH_TRUSTRUN_BIN || nodeArgs.length > 0) {
+    return { command: process.execPath, args: [...nodeArgs, trustrunBin(), ...args] };
+  }
+  return { command: trustrunBin(), args };
+}
+
 /** Whether this checkout's CLI has the proxy command yet (dist must be built). */
 export function trustrunAvailable(): string | null {
-  const bin = trustrunBin();
   if (!process.env.BENCH_TRUSTRUN_BIN && !existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
     return 'dist/ is not built (npx tsc -p tsconfig.build.json)';
   }
   try {
-    execFileSync(process.execPath, [bin, 'proxy', '--help'], {
+    const cmd = trustrunCommand(['proxy', '--help']);
+    execFileSync(cmd.command, cmd.args, {
       stdio: 'pipe',
       timeout: 30_000,
       env: childEnv(),
@@ -147,9 +160,7 @@ export async function trustrun(
 ): Promise<Config> {
   const dataDir = join(env.tmp, `trustrun-${level}`);
   mkdirSync(dataDir, { mode: 0o700 });
-  const args = [
-    ...trustrunNodeArgs(),
-    trustrunBin(),
+  const cmd = trustrunCommand([
     'proxy',
     '--port',
     '0',
@@ -162,8 +173,8 @@ export async function trustrun(
     '--resolve',
     `*.bench.test:443:127.0.0.1:${env.upstreamPort}`,
     '--json',
-  ];
-  const p = spawnChild(process.execPath, args, join(env.tmp, `trustrun-${level}.log`), {
+  ]);
+  const p = spawnChild(cmd.command, cmd.args, join(env.tmp, `trustrun-${level}.log`), {
     cwd: ROOT,
     env: childEnv({ TRUSTRUN_HOME: dataDir }),
   });

@@ -487,8 +487,9 @@ mapping, mitmdump through a \`server_connect\` addon, Squid through a hosts file
 The load generator is a separate process using undici (\`Agent\` direct, \`ProxyAgent\` with the
 proxy's CA through proxies, keep-alive). The upstream, the load generator and the proxy share the
 ${m.cores} cores. Each proxy runs as its own process: trustrun as
-\`node bin/trustrun.js proxy --port 0 --level LEVEL --data-dir TMP --upstream-ca FILE --resolve … --json\`
-(recording and sealing on, its own temporary data directory).
+\`bin/trustrun.js proxy --port 0 --level LEVEL --data-dir TMP --upstream-ca FILE --resolve … --json\`
+(run as a program, as the installed \`trustrun\` command is, so its \`#!\` line's memory settings
+apply; recording and sealing on, its own temporary data directory).
 
 Each cell runs ${(st.warmupMs / 1000).toFixed(1)} s of warm-up, then a fixed window
 (${st.durationMs['1k-c1'] / 1000} s at concurrency 1, ${st.durationMs['1k-c32'] / 1000} s at 32), ${st.repetitions} repetition(s) with the configuration

@@ -1,12 +1,20 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type forgeType from 'node-forge';
 import { TrustRunError, ensurePrivateDir, type DataPaths } from '../core/index.js';
 import type { CertificateAuthority } from './authority.js';
 import { pemCertificates } from './bundle.js';
 import { explicit, integer, NULL, octets, oid, seq, set, tlv } from './der.js';
 import { writeFileAtomic } from './files.js';
+
+/** node-forge, loaded on first use: only PKCS#12 work needs it, not a running proxy. */
+let forgeModule: typeof forgeType | undefined;
+function forgeLib(): typeof forgeType {
+  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof forgeType;
+  return forgeModule;
+}
 
 /**
  * PKCS#12 trust stores for Java (and for `ca export --format p12`). Certificates go in as they
@@ -45,9 +53,9 @@ function certBag(cert: TrustedCertificate): Buffer {
 
 /** The PKCS#12 MAC key (RFC 7292 appendix B, ID 3), derived by node-forge. */
 function macKey(password: string, salt: Buffer, iterations: number): Buffer {
-  const key = forge.pkcs12.generateKey(
+  const key = forgeLib().pkcs12.generateKey(
     password,
-    forge.util.createBuffer(salt.toString('binary')),
+    forgeLib().util.createBuffer(salt.toString('binary')),
     3,
     iterations,
     20,

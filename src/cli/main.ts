@@ -4,7 +4,7 @@ import { exitCodeFor, formatError } from '../core/index.js';
 import { buildProgram } from './program.js';
 
 async function main(argv: string[]): Promise<void> {
-  const program: Command = buildProgram();
+  const program: Command = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (err) {

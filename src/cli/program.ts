@@ -1,25 +1,51 @@
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
-import { register as registerCa } from './commands/ca.js';
-import { register as registerHistory } from './commands/history.js';
-import { register as registerLearn } from './commands/learn.js';
-import { register as registerPolicy } from './commands/policy.js';
-import { register as registerProxy } from './commands/proxy.js';
-import { register as registerRequests } from './commands/requests.js';
-import { register as registerRun } from './commands/run.js';
-import { register as registerScan } from './commands/scan.js';
-import { register as registerServer } from './commands/server.js';
-import { register as registerViolations } from './commands/violations.js';
-import { register as registerWatch } from './commands/watch.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
 
+type CommandModule = { register(program: Command): void };
+
 /**
- * Builds the command tree. Each command lives in its own file under commands/ and exports
- * `register(program)`; this file only lists them.
+ * The commands, each in its own file under commands/ exporting `register(program)`. They are
+ * loaded on demand: a command's module pulls in the parts it needs (the store, the proxy, the
+ * API...), and a long-running `trustrun proxy` should not carry the scanner's or the web UI's code
+ * in its memory, nor `trustrun --version` wait for all of it to load.
  */
-export function buildProgram(): Command {
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  ca: () => import('./commands/ca.js'),
+  history: () => import('./commands/history.js'),
+  learn: () => import('./commands/learn.js'),
+  policy: () => import('./commands/policy.js'),
+  proxy: () => import('./commands/proxy.js'),
+  requests: () => import('./commands/requests.js'),
+  run: () => import('./commands/run.js'),
+  scan: () => import('./commands/scan.js'),
+  server: () => import('./commands/server.js'),
+  violations: () => import('./commands/violations.js'),
+  watch: () => import('./commands/watch.js'),
+};
+
+/**
+ * Which commands `argv` needs: the named one only; none for a bare `--version`; all of them
+ * otherwise (help, no command, an unknown name — commander then lists or suggests them).
+ */
+export function commandsFor(argv: readonly string[]): string[] {
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith('-'));
+  if (first !== undefined && Object.hasOwn(COMMANDS, first)) return [first];
+  if (
+    first === undefined &&
+    args.length > 0 &&
+    args.every((a) => a === '-V' || a === '--version')
+  ) {
+    return [];
+  }
+  return Object.keys(COMMANDS);
+}
+
+/** Builds the command tree with the commands `argv` needs (all of them without `argv`). */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('trustrun')
     .description(
       'See where code sends data, and stop it: an HTTPS-intercepting proxy with policy enforcement\n' +
@@ -32,17 +58,8 @@ export function buildProgram(): Command {
       outputError: (str, write) => write(`trustrun: ${str.replace(/^error: /, '')}`),
     });
   program.enablePositionalOptions();
-  // Commands register themselves here (one line each).
-  registerCa(program);
-  registerHistory(program);
-  registerLearn(program);
-  registerPolicy(program);
-  registerProxy(program);
-  registerRequests(program);
-  registerRun(program);
-  registerScan(program);
-  registerServer(program);
-  registerViolations(program);
-  registerWatch(program);
+  const names = argv ? commandsFor(argv) : Object.keys(COMMANDS);
+  const modules = await Promise.all(names.map((name) => COMMANDS[name]!()));
+  for (const mod of modules) mod.register(program);
   return program;
 }

@@ -7,11 +7,19 @@
  * `mybucket.s3.amazonaws.com` stays as it is. An apex (`example.com`) is kept exact, since
  * `*.example.com` does not match it. Addresses are kept as they are.
  */
-import { getDomain } from 'tldts';
+import { createRequire } from 'node:module';
+import type * as Tldts from 'tldts';
 import { Document, isSeq } from 'yaml';
 import type { Action } from '../core/index.js';
 import { canonicalIp, parseHostLiteral, parseIp } from './ip.js';
 import { matchError } from './schema.js';
+
+/** tldts (the Public Suffix List), loaded on first use: only learning needs it. */
+let tldtsModule: typeof Tldts | undefined;
+function tldts(): typeof Tldts {
+  tldtsModule ??= createRequire(import.meta.url)('tldts') as typeof Tldts;
+  return tldtsModule;
+}
 
 /** One destination as observed, with how many times (connections) it was seen. */
 export interface ObservedDestination {
@@ -89,7 +97,7 @@ export function destinationPattern(
 }
 
 function generalise(host: string): string {
-  const domain = getDomain(host, { allowPrivateDomains: true });
+  const domain = tldts().getDomain(host, { allowPrivateDomains: true });
   if (domain === null || domain === host || !host.endsWith(`.${domain}`)) return host;
   return `*.${domain}`;
 }

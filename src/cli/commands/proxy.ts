@@ -11,7 +11,7 @@ import {
 } from '../../core/index.js';
 import { LeafMinter, loadOrCreateCa } from '../../ca/index.js';
 import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
-import { startApiServer, type ApiServer } from '../../api/index.js';
+import type { ApiServer } from '../../api/index.js';
 import { findSocketOwner, killTree } from '../../monitor/index.js';
 import { openStore, type Store } from '../../store/index.js';
 import {
@@ -273,6 +273,8 @@ export function register(program: Command): void {
       let api: ApiServer | null = null;
       if (opts.apiPort) {
         try {
+          // Loaded only when asked for: the API and UI code stays out of a plain proxy's memory.
+          const { startApiServer } = await import('../../api/index.js');
           api = await startApiServer({ store: s.store, dataDir: s.dataDir, port: opts.apiPort });
         } catch (err) {
           await s.stop('failed');
