@@ -10,15 +10,29 @@ const PAIRS = '\u0001';
 const SURROGATE = /[\ud800-\udfff]/;
 
 export function encodeHeaders(headers: HeaderList): string {
+  const out = pairsText(headers);
+  return out === null || hasSurrogate(out) ? JSON.stringify(headers) : out;
+}
+
+/**
+ * The "\x01 name NUL value NUL ..." text of a list, or null when a name or value contains NUL.
+ * The caller still has to rule out surrogates (`hasSurrogate`) before using it.
+ */
+export function pairsText(headers: HeaderList): string | null {
   let out = PAIRS;
   for (let i = 0; i < headers.length; i++) {
     const pair = headers[i]!;
     const name = pair[0];
     const value = pair[1];
-    if (name.includes('\0') || value.includes('\0')) return JSON.stringify(headers);
+    if (name.includes('\0') || value.includes('\0')) return null;
     out += name + '\0' + value + '\0';
   }
-  return SURROGATE.test(out) ? JSON.stringify(headers) : out;
+  return out;
+}
+
+/** True when the text holds a UTF-16 surrogate (paired or not): such lists are kept as JSON. */
+export function hasSurrogate(text: string): boolean {
+  return SURROGATE.test(text);
 }
 
 export function decodeHeaders(text: string): HeaderList {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { TrustRunError } from '../core/index.js';
-import { aeadOpen, aeadSeal, loadAead } from './aead.js';
+import { SMALL_AD_MAX, aeadOpen, aeadSeal, beginSmallSeal, loadAead } from './aead.js';
+import { encodeHeaders, hasSurrogate, pairsText } from './headers.js';
+import type { HeaderList } from './types.js';
 
 /**
  * Sealed values: XChaCha20-Poly1305-IETF (see aead.ts), one fresh random 24-byte nonce per value,
@@ -95,11 +97,15 @@ let adScratch = Buffer.alloc(256);
 /** Writes the associated data into the scratch buffer; the view is valid until the next call. */
 function scratchAssociatedData(version: number, ctx: SealContext, keyId: string): Buffer {
   const { prefix, suffix } = checkedParts(version, ctx, keyId);
-  // Record ids are ASCII (checked above): one byte per character.
-  const size = prefix.length + ctx.recordId.length + suffix.length;
+  return scratchFromParts(prefix, ctx.recordId, suffix);
+}
+
+/** Record ids are ASCII (checked with the parts): one byte per character. */
+function scratchFromParts(prefix: Buffer, recordId: string, suffix: Buffer): Buffer {
+  const size = prefix.length + recordId.length + suffix.length;
   if (size > adScratch.length) adScratch = Buffer.alloc(Math.max(size, 2 * adScratch.length));
   let at = prefix.copy(adScratch, 0);
-  at += adScratch.write(ctx.recordId, at, 'latin1');
+  at += adScratch.write(recordId, at, 'latin1');
   at += suffix.copy(adScratch, at);
   return adScratch.subarray(0, at);
 }
@@ -113,28 +119,121 @@ export function associatedData(version: number, ctx: SealContext, keyId: string)
   return Buffer.from(scratchAssociatedData(version, ctx, keyId));
 }
 
-/** The 8 key id bytes of each data key in use, decoded once. */
-const keyIdBytes = new WeakMap<DataKey, { keyId: string; bytes: Buffer }>();
+/**
+ * What sealing with one data key needs, computed once per key: its id bytes, and the checked
+ * associated-data prefix and suffix of each table/field (found by two map lookups on the
+ * caller's strings, no string built per value).
+ */
+interface KeyState {
+  keyId: string;
+  idBytes: Buffer;
+  tables: Map<string, Map<string, { prefix: Buffer; suffix: Buffer }>>;
+}
+
+const keyStates = new WeakMap<DataKey, KeyState>();
+
+function keyState(dataKey: DataKey): KeyState {
+  let st = keyStates.get(dataKey);
+  if (st === undefined || st.keyId !== dataKey.keyId) {
+    st = { keyId: dataKey.keyId, idBytes: Buffer.from(dataKey.keyId, 'hex'), tables: new Map() };
+    keyStates.set(dataKey, st);
+  }
+  return st;
+}
+
+function sealParts(st: KeyState, ctx: SealContext): { prefix: Buffer; suffix: Buffer } {
+  let fields = st.tables.get(ctx.table);
+  if (fields === undefined) {
+    fields = new Map();
+    st.tables.set(ctx.table, fields);
+  }
+  let parts = fields.get(ctx.field);
+  if (parts === undefined) {
+    parts = checkedParts(SEAL_VERSION, ctx, st.keyId); // checks the whole shape once
+    fields.set(ctx.field, parts);
+  } else if (!RECORD_ID.test(ctx.recordId)) {
+    throw new TrustRunError('TR_INTERNAL', `invalid sealing context: ${JSON.stringify(ctx)}`);
+  }
+  return parts;
+}
 
 export function sealValue(
   dataKey: DataKey,
   ctx: SealContext,
   plaintext: Uint8Array | string,
 ): Buffer {
-  const message = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
-  const nonce = nextNonce();
-  const ad = scratchAssociatedData(SEAL_VERSION, ctx, dataKey.keyId);
-  let id = keyIdBytes.get(dataKey);
-  if (id === undefined || id.keyId !== dataKey.keyId) {
-    id = { keyId: dataKey.keyId, bytes: Buffer.from(dataKey.keyId, 'hex') };
-    keyIdBytes.set(dataKey, id);
+  if (typeof plaintext === 'string') {
+    const blob = sealSmallText(dataKey, ctx, plaintext, false);
+    if (blob) return blob;
   }
+  const message = typeof plaintext === 'string' ? Buffer.from(plaintext, 'utf8') : plaintext;
+  const st = keyState(dataKey);
+  const { prefix, suffix } = sealParts(st, ctx);
+  const nonce = nextNonce();
+  const ad = scratchFromParts(prefix, ctx.recordId, suffix);
   const blob = Buffer.allocUnsafe(HEADER_BYTES + NONCE_BYTES + message.length + TAG_BYTES);
   blob[0] = SEAL_VERSION;
-  blob.set(id.bytes, 1);
+  st.idBytes.copy(blob, 1);
   nonce.copy(blob, HEADER_BYTES);
   aeadSeal(dataKey.key, nonce, ad, message, blob, HEADER_BYTES + NONCE_BYTES);
   return blob;
+}
+
+/**
+ * Seals a header list: the same plaintext as `encodeHeaders` (see headers.ts), written straight
+ * into libsodium's heap when it is small.
+ */
+export function sealHeaderList(dataKey: DataKey, ctx: SealContext, headers: HeaderList): Buffer {
+  const text = pairsText(headers);
+  if (text !== null) {
+    const blob = sealSmallText(dataKey, ctx, text, true);
+    if (blob) return blob;
+  }
+  return sealValue(dataKey, ctx, encodeHeaders(headers));
+}
+
+/**
+ * The small-text path: nonce, associated data and the UTF-8 text written into libsodium's heap
+ * directly, encrypted there, copied out once. Null when it does not apply (a large or non-raw
+ * value, a long record id) or, with `noSurrogates`, when the text holds a UTF-16 surrogate (the
+ * caller then seals another plaintext).
+ */
+function sealSmallText(
+  dataKey: DataKey,
+  ctx: SealContext,
+  text: string,
+  noSurrogates: boolean,
+): Buffer | null {
+  const st = keyState(dataKey);
+  const { prefix, suffix } = sealParts(st, ctx);
+  if (prefix.length + ctx.recordId.length + suffix.length > SMALL_AD_MAX) return null;
+  const small = beginSmallSeal(text.length);
+  if (small === null) return null;
+  try {
+    const n = small.message(text);
+    // All ASCII when the byte count equals the length: no surrogate then.
+    if (noSurrogates && n !== text.length && hasSurrogate(text)) {
+      small.discard();
+      return null;
+    }
+    small.adBytes(prefix);
+    small.adLatin1(ctx.recordId);
+    small.adBytes(suffix);
+    if (nonceOffset + NONCE_BYTES > noncePool.length) {
+      noncePool = randomBytes(NONCE_BLOCK);
+      nonceOffset = 0;
+    }
+    const nonce = noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES);
+    nonceOffset += NONCE_BYTES;
+    const blob = small.seal(dataKey.key, nonce, HEADER_BYTES + NONCE_BYTES);
+    blob[0] = SEAL_VERSION;
+    blob.set(st.idBytes, 1);
+    blob.set(nonce, HEADER_BYTES);
+    return blob;
+  } catch (err) {
+    small.discard();
+    throw err;
+  }
 }
 
 /** The key id a blob names, or null when it is not a sealed blob of a known version. */

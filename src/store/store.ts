@@ -14,7 +14,7 @@ import {
   type Verdict,
 } from '../core/index.js';
 import { Checkpointer, checkpoint, describeSqliteError, openDatabase, type Db } from './db.js';
-import { decodeHeaders, encodeHeaders } from './headers.js';
+import { decodeHeaders } from './headers.js';
 import { loadMasterKey, unwrapDataKey, wipe, wrapDataKey, type MasterKey } from './keys.js';
 import { isOwnerAlive, processToken } from './liveness.js';
 import { migrate } from './migrations.js';
@@ -23,6 +23,7 @@ import {
   loadSealing,
   newDataKey,
   openValue,
+  sealHeaderList,
   sealValue,
   type DataKey,
   type KeyLookup,
@@ -136,6 +137,7 @@ interface Statements {
   updateConnection: Statement;
   insertRequest: Statement;
   completeRequest: Statement;
+  completeRequestNoBodies: Statement;
   insertViolation: Statement;
   insertMonitorEvent: Statement;
   updateMonitorEvent: Statement;
@@ -239,6 +241,17 @@ export class SqliteStore implements Store {
            request_body = COALESCE(?, request_body), response_body = COALESCE(?, response_body),
            request_body_truncated = COALESCE(?, request_body_truncated),
            response_body_truncated = COALESCE(?, response_body_truncated),
+           request_size = COALESCE(?, request_size), response_size = COALESCE(?, response_size),
+           duration_ms = COALESCE(?, duration_ms), ttfb_ms = COALESCE(?, ttfb_ms),
+           outcome = ?, reason = COALESCE(?, reason)
+         WHERE id = ?`,
+      ),
+      // The same update without the body columns (COALESCE(NULL, x) keeps x): three fewer
+      // parameters to bind for every completion at the headers level.
+      completeRequestNoBodies: db.prepare(
+        `UPDATE requests SET
+           ended_at = ?, status = COALESCE(?, status),
+           response_headers = COALESCE(?, response_headers),
            request_size = COALESCE(?, request_size), response_size = COALESCE(?, response_size),
            duration_ms = COALESCE(?, duration_ms), ttfb_ms = COALESCE(?, ttfb_ms),
            outcome = ?, reason = COALESCE(?, reason)
@@ -435,7 +448,7 @@ export class SqliteStore implements Store {
       const key = this.writeKey(r.sessionId);
       const id = newId();
       const url = sealValue(key, ctx(id, 'url'), r.url);
-      const headers = sealValue(key, ctx(id, 'request_headers'), encodeHeaders(r.requestHeaders));
+      const headers = sealHeaderList(key, ctx(id, 'request_headers'), r.requestHeaders);
       const v: Verdict | null = r.verdict;
       const args = [
         id,
@@ -478,20 +491,41 @@ export class SqliteStore implements Store {
     const rh = done.responseHeaders ?? null;
     const rq = done.requestBody ?? null;
     const rs = done.responseBody ?? null;
+    const sealedHeaders = rh === null ? null : sealHeaderList(key, ctx(id, 'response_headers'), rh);
+    const durationMs = done.durationMs ?? Math.max(0, done.endedAt - info.startedAt);
+    if (rq === null && rs === null) {
+      this.writer.enqueue({
+        stmt: this.s.completeRequestNoBodies,
+        args: [
+          done.endedAt,
+          done.status ?? null,
+          sealedHeaders,
+          done.requestSize ?? null,
+          done.responseSize ?? null,
+          durationMs,
+          done.ttfbMs ?? null,
+          done.outcome,
+          done.reason ?? null,
+          id,
+        ],
+        what: `the completion of request ${id}`,
+      });
+      return;
+    }
     this.bodyBytes += (rq?.data.length ?? 0) + (rs?.data.length ?? 0);
     this.writer.enqueue({
       stmt: this.s.completeRequest,
       args: [
         done.endedAt,
         done.status ?? null,
-        rh === null ? null : sealValue(key, ctx(id, 'response_headers'), encodeHeaders(rh)),
+        sealedHeaders,
         rq === null ? null : sealValue(key, ctx(id, 'request_body'), rq.data),
         rs === null ? null : sealValue(key, ctx(id, 'response_body'), rs.data),
         rq === null ? null : rq.truncated ? 1 : 0,
         rs === null ? null : rs.truncated ? 1 : 0,
         done.requestSize ?? rq?.size ?? null,
         done.responseSize ?? rs?.size ?? null,
-        done.durationMs ?? Math.max(0, done.endedAt - info.startedAt),
+        durationMs,
         done.ttfbMs ?? null,
         done.outcome,
         done.reason ?? null,
