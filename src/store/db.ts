@@ -87,8 +87,13 @@ export function describeSqliteError(err: unknown): string {
  * connection goes back to checkpointing itself. The worker's state is read from shared memory,
  * not from messages: a writer that never yields to the event loop still sees it.
  */
-/** Commits after which the writer checkpoints itself when the worker has finished none. */
+/**
+ * The worker counts as stalled (and the writer checkpoints itself) after this many commits and
+ * this many checkpoint intervals without a finished checkpoint: both, so that a busy writer
+ * committing faster than one checkpoint per interval does not take the work back.
+ */
 const STALLED_NUDGES = 8;
+const STALLED_AFTER_INTERVALS = 4;
 
 export class Checkpointer {
   private worker: Worker | null = null;
@@ -98,6 +103,7 @@ export class Checkpointer {
   private stopping: Promise<void> | null = null;
   private lastDone = 0;
   private nudgesSinceDone = 0;
+  private lastDoneAt = Date.now();
 
   constructor(
     private readonly db: Db,
@@ -156,18 +162,25 @@ export class Checkpointer {
       return;
     }
     // A worker that finishes no checkpoint (starved of CPU, or slower than the writer) does not
-    // let the WAL grow without bound: after STALLED_NUDGES commits without one, the writing
-    // connection checkpoints itself, whatever the worker last reported.
+    // let the WAL grow without bound: after STALLED_NUDGES commits and STALLED_AFTER_INTERVALS
+    // intervals without one, the writing connection checkpoints itself, whatever the worker
+    // last reported.
     const done = Atomics.load(this.state, S_DONE);
     if (done !== this.lastDone) {
       this.lastDone = done;
+      this.lastDoneAt = Date.now();
       this.nudgesSinceDone = 0;
     } else {
       this.nudgesSinceDone++;
     }
-    const stalled = this.nudgesSinceDone >= STALLED_NUDGES;
+    const stalled =
+      this.nudgesSinceDone >= STALLED_NUDGES &&
+      Date.now() - this.lastDoneAt >= STALLED_AFTER_INTERVALS * this.opts.intervalMs;
     if (stalled || Atomics.load(this.state, S_LOG) >= this.opts.maxWalPages) {
-      if (stalled) this.nudgesSinceDone = 0;
+      if (stalled) {
+        this.nudgesSinceDone = 0;
+        this.lastDoneAt = Date.now();
+      }
       // The WAL starts over only when a transaction begins with every frame copied, which a
       // busy writer rarely sees: one checkpoint here, between commits, copies the few frames
       // the worker has not, and the next commit starts the WAL over. Busy (the worker is
@@ -179,7 +192,10 @@ export class Checkpointer {
         // Reported by the next commit if the database is unusable.
       }
     }
-    this.worker.postMessage('checkpoint');
+    // One message per checkpoint the worker has yet to start, not one per commit.
+    if (Atomics.compareExchange(this.state, S_WANTED, 0, 1) === 0) {
+      this.worker.postMessage('checkpoint');
+    }
   }
 
   /** Stops the worker (after its current checkpoint) and closes its connection. */
@@ -224,7 +240,8 @@ const S_ERROR = 1;
 const S_DONE = 2;
 const S_LOG = 3;
 const S_BACKFILLED = 4;
-const STATE_SLOTS = 5;
+const S_WANTED = 5;
+const STATE_SLOTS = 6;
 
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3');
 
@@ -245,6 +262,7 @@ let last = 0;
 let timer = null;
 function run() {
   timer = null;
+  Atomics.store(state, ${S_WANTED}, 0);
   try {
     const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
     Atomics.store(state, ${S_LOG}, r.log);

@@ -110,6 +110,43 @@ describe('background checkpoints', () => {
     expect(db.prepare('SELECT COUNT(*) AS n FROM t').get()).toEqual({ n: 1000 });
   });
 
+  it('leaves checkpoints to the worker while it keeps up with a writer committing faster than its interval', async () => {
+    const dir = temp.make();
+    const path = join(dir, 'x.db');
+    const db = openDatabase(path, 2000);
+    cleanups.push(() => db.open && db.close());
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)');
+    const cp = new Checkpointer(db, path, {
+      intervalMs: 250,
+      maxWalPages: 1_000_000,
+      onError: () => {},
+    });
+    cleanups.push(() => cp.stop());
+    cp.start();
+    for (let i = 0; i < 100 && !cp.running; i++) await sleep(20);
+    expect(cp.running).toBe(true);
+    const insert = db.prepare('INSERT INTO t (v) VALUES (randomblob(100))');
+    insert.run();
+    cp.nudge();
+    for (let i = 0; i < 100 && cp.checkpoints === 0; i++) await sleep(20);
+    expect(cp.checkpoints).toBeGreaterThan(0);
+
+    // Count the checkpoints the writing connection runs itself.
+    let own = 0;
+    const pragma = db.pragma.bind(db);
+    db.pragma = ((source: string, options?: Parameters<typeof pragma>[1]) => {
+      if (source.startsWith('wal_checkpoint')) own++;
+      return pragma(source, options);
+    }) as typeof db.pragma;
+    // 30 commits in a few milliseconds: many per checkpoint interval, none of them stalled.
+    for (let i = 0; i < 30; i++) {
+      insert.run();
+      cp.nudge();
+    }
+    expect(own).toBe(0);
+    db.pragma = pragma;
+  });
+
   it('goes back to checkpointing on the writing connection when the worker cannot start', async () => {
     const dir = temp.make();
     const path = join(dir, 'x.db');
