@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect as netConnect, isIP, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { TLSSocket } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
 import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
@@ -11,7 +11,8 @@ import { isRefusal, refusalBody, type Tunnel } from './flow.js';
 import { parseAuthority } from './headers.js';
 import { Resolver, type Destination } from './resolve.js';
 import type { ClientIdentity, PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
-import { classifyUpstreamError, createUpstreamAgent } from './upstream.js';
+import type { PreDial, PreDialer } from './predial.js';
+import { classifyUpstreamError, createUpstream } from './upstream.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -32,6 +33,7 @@ export class InterceptingProxy {
   private readonly outer: Server;
   private readonly inner: Server;
   private readonly agent: Agent;
+  private readonly predial: PreDialer;
   private readonly resolver: Resolver;
   private readonly tunnels = new WeakMap<Duplex, Tunnel>();
   private readonly sockets = new Set<Duplex>();
@@ -49,13 +51,16 @@ export class InterceptingProxy {
     }
     this.policyGate = deps.policy;
     this.resolver = new Resolver(options.resolve);
-    this.agent = createUpstreamAgent({
+    const upstream = createUpstream({
       resolver: this.resolver,
       extraCa: options.upstreamCa,
       connectTimeoutMs: options.limits.upstreamConnectTimeoutMs,
       headersTimeoutMs: options.limits.upstreamHeadersTimeoutMs,
+      predialIdleMs: options.limits.predialIdleMs ?? 5_000,
       guard: (address, port) => this.loopProblem(address, port),
     });
+    this.agent = upstream.agent;
+    this.predial = upstream.predial;
     const httpOptions = {
       maxHeaderSize: options.limits.maxHeaderBytes,
       headersTimeout: options.limits.headersTimeoutMs,
@@ -143,6 +148,7 @@ export class InterceptingProxy {
       this.outer.closeAllConnections();
       this.inner.closeAllConnections();
     });
+    this.predial.close();
     await this.agent.close().catch(() => undefined);
   }
 
@@ -391,6 +397,10 @@ export class InterceptingProxy {
       rawReply(socket, 403, 'Forbidden', refusalBody(connVerdict));
       return;
     }
+    // The leaf for the CONNECT name is minted while the record is committed and the 200 makes its
+    // round trip (the SNI is still checked against this name once the ClientHello arrives).
+    const leaf = mode === 'intercept' ? this.deps.contexts!.getSecureContext(target.host) : null;
+    leaf?.catch(() => undefined);
     // Audit before forward: the connection record is committed before anything is dialed.
     try {
       await this.deps.recorder.flush();
@@ -407,7 +417,10 @@ export class InterceptingProxy {
       }
     }
     if (this.options.level === 'metadata') this.tunnel(tunnel, socket, head);
-    else this.intercept(tunnel, socket, head);
+    else {
+      const ahead = tunnel.port === 80 ? null : this.dialAhead(tunnel, socket);
+      this.intercept(tunnel, socket, head, leaf!, ahead);
+    }
   }
 
   /** Metadata level: a byte-for-byte tunnel; SNI and ALPN are read from the ClientHello. */
@@ -480,14 +493,24 @@ export class InterceptingProxy {
   }
 
   /** headers/full level: terminate TLS with a minted leaf, or parse plain HTTP in the tunnel. */
-  private intercept(tunnel: Tunnel, socket: Socket, head: Buffer): void {
+  private intercept(
+    tunnel: Tunnel,
+    socket: Socket,
+    head: Buffer,
+    leaf: Promise<SecureContext>,
+    ahead: PreDial | null,
+  ): void {
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     socket.once('close', () => this.finishConnection(tunnel, socket));
     const start = (first: Buffer) => {
       socket.pause();
       socket.unshift(first);
-      if (first[0] === TLS_HANDSHAKE) this.terminateTls(tunnel, socket);
-      else {
+      if (first[0] === TLS_HANDSHAKE) {
+        if (!ahead && tunnel.port === 80) ahead = this.dialAhead(tunnel, socket, first);
+        this.terminateTls(tunnel, socket, leaf, ahead);
+      } else {
+        // Plain HTTP inside the tunnel: a TLS connection opened ahead is of no use.
+        ahead?.cancel();
         tunnel.scheme = 'http';
         this.tunnels.set(socket, tunnel);
         this.inner.emit('connection', socket);
@@ -503,8 +526,35 @@ export class InterceptingProxy {
     }
   }
 
-  private terminateTls(tunnel: Tunnel, socket: Socket): void {
-    this.deps.contexts!.getSecureContext(tunnel.host).then(
+  /**
+   * Opens the upstream connection while the 200 makes its round trip and the client does its TLS
+   * handshake with the proxy, so that the first request does not wait for it. The host-level
+   * verdict already allowed the tunnel and its record is committed. The connection carries
+   * nothing but the TLS handshake until a request passed the policy and its record is committed
+   * (the pool takes it then); it is closed when the tunnel ends unused, or after an idle time.
+   *
+   * With `hello` (port 80, where plain HTTP is the rule): only once the client's first bytes are
+   * a TLS ClientHello naming the CONNECT host (or none), so no plain-HTTP server gets a
+   * ClientHello it did not ask for.
+   */
+  private dialAhead(tunnel: Tunnel, socket: Socket, hello?: Buffer): PreDial | null {
+    if (!tunnel.dest.address) return null;
+    if (hello) {
+      const h = parseClientHello(hello);
+      if (!h.complete || (h.sni !== null && h.sni.toLowerCase() !== tunnel.host)) return null;
+    }
+    const ahead = this.predial.start(tunnel.host, tunnel.port);
+    if (ahead) socket.once('close', () => ahead.cancel());
+    return ahead;
+  }
+
+  private terminateTls(
+    tunnel: Tunnel,
+    socket: Socket,
+    leaf: Promise<SecureContext>,
+    ahead: PreDial | null,
+  ): void {
+    leaf.then(
       (secureContext) => {
         const tls = new TLSSocket(socket, {
           isServer: true,
@@ -512,7 +562,10 @@ export class InterceptingProxy {
           ALPNProtocols: ['http/1.1'],
         });
         // Once wrapped, the TCP socket's events may no longer fire: watch the TLS socket too.
-        tls.once('close', () => this.finishConnection(tunnel, socket));
+        tls.once('close', () => {
+          ahead?.cancel();
+          this.finishConnection(tunnel, socket);
+        });
         // The listener allows half-open sockets; a client that hangs up before the handshake
         // completes must not leave the socket open.
         tls.once('end', () => {

@@ -131,6 +131,11 @@ export interface ProxyLimits {
   maxConnections: number;
   upstreamConnectTimeoutMs: number;
   upstreamHeadersTimeoutMs: number;
+  /**
+   * How long an upstream connection opened ahead of a tunnel's first request stays open when no
+   * request takes it (default 5000 ms).
+   */
+  predialIdleMs?: number;
 }
 
 export const DEFAULT_LIMITS: ProxyLimits = {
@@ -142,6 +147,7 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   maxConnections: 8192,
   upstreamConnectTimeoutMs: 10_000,
   upstreamHeadersTimeoutMs: 300_000,
+  predialIdleMs: 5_000,
 };
 
 export interface ProxyDeps {

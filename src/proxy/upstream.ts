@@ -1,6 +1,8 @@
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, buildConnector } from 'undici';
 import type { Outcome } from '../core/index.js';
+import type { Socket } from 'node:net';
+import { PreDialer } from './predial.js';
 import type { Resolver } from './resolve.js';
 
 /**
@@ -17,24 +19,33 @@ export function upstreamTrust(extraCa: string[]): SecureContext {
  * address the Resolver chose, verifying the server against the system roots plus --upstream-ca
  * under the original host name. There is no way to turn verification off: the shared secure
  * context only holds the trusted CAs; `rejectUnauthorized` and the host name check stay on.
+ *
+ * `predial` opens a connection through that same connector ahead of the first request (see
+ * PreDialer); when the pool needs a new connection to an origin it takes a pre-dialed one if there
+ * is one, and dials otherwise.
  */
-export function createUpstreamAgent(opts: {
+export function createUpstream(opts: {
   resolver: Resolver;
   extraCa: string[];
   connectTimeoutMs: number;
   headersTimeoutMs: number;
+  /** How long a pre-dialed connection that no request takes stays open. */
+  predialIdleMs: number;
   /** Returns an error message when the address must not be dialed (loop guard). */
   guard: (address: string, port: number) => string | null;
-}): Agent {
+}): { agent: Agent; predial: PreDialer } {
   const base = buildConnector({
     secureContext: upstreamTrust(opts.extraCa),
     rejectUnauthorized: true,
     timeout: opts.connectTimeoutMs,
     maxCachedSessions: 1000,
   });
-  const connect: buildConnector.connector = (options, callback) => {
-    const host = options.hostname;
-    const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80);
+  const dial = (
+    options: buildConnector.Options,
+    host: string,
+    port: number,
+    callback: buildConnector.Callback,
+  ): void => {
     opts.resolver.resolve(host, port).then(
       (dest) => {
         const refused = opts.guard(dest.address, dest.port);
@@ -56,7 +67,33 @@ export function createUpstreamAgent(opts: {
       (err: Error) => callback(err, null),
     );
   };
-  return new Agent({
+  const predial = new PreDialer((host, port, done) => {
+    const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    dial(
+      { hostname: host, host: authority, protocol: 'https:', port: String(port) },
+      host,
+      port,
+      (...args) => (args[0] ? done(args[0], null) : done(null, args[1] as Socket)),
+    );
+  }, opts.predialIdleMs);
+  const connect: buildConnector.connector = (options, callback) => {
+    const host = options.hostname;
+    const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80);
+    const own: buildConnector.Callback = (...args) => {
+      if (!args[0]) predial.track(host, port, args[1] as Socket);
+      callback(...args);
+    };
+    const ready = options.protocol === 'https:' ? predial.take(host, port) : null;
+    if (!ready) {
+      dial(options, host, port, own);
+      return;
+    }
+    void ready.then((socket) => {
+      if (socket) callback(null, socket);
+      else dial(options, host, port, own);
+    });
+  };
+  const agent = new Agent({
     connect,
     keepAliveTimeout: 30_000,
     keepAliveMaxTimeout: 120_000,
@@ -65,6 +102,7 @@ export function createUpstreamAgent(opts: {
     connections: 128,
     pipelining: 1,
   });
+  return { agent, predial };
 }
 
 const TLS_CODES = new Set([

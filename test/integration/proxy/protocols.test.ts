@@ -206,7 +206,9 @@ describe('identity and strict parsing inside a tunnel', () => {
       const out = await done;
       expect(out).toMatch(/^HTTP\/1.1 400/);
       expect(upstream.requests).toHaveLength(0);
-      expect(upstream.connections).toBe(0);
+      // At most the connection opened during the client's TLS handshake (docs/proxy.md, "Upstream
+      // connection ahead of the first request"): a TLS handshake, never a request.
+      expect(upstream.connections).toBeLessThanOrEqual(1);
       await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     });
   }
@@ -216,7 +218,10 @@ describe('identity and strict parsing inside a tunnel', () => {
     await expect(tunnelTls(h, 'api.example.test:443', 'other.example.test')).rejects.toThrow();
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     expect(h.recorder.connections[0]!.outcome).toMatch(/identity_mismatch|client_tls/);
-    expect(upstream.connections).toBe(0);
+    // At most the connection opened at CONNECT time for the allowed host (a TLS handshake, closed
+    // with the tunnel); no request.
+    expect(upstream.requests).toHaveLength(0);
+    expect(upstream.connections).toBeLessThanOrEqual(1);
   });
 
   it('records a client that does not trust the CA as a handshake failure, with no request row', async () => {
@@ -241,7 +246,9 @@ describe('identity and strict parsing inside a tunnel', () => {
     });
     expect(h.recorder.connections[0]!.reason).toMatch(/handshake/);
     expect(h.recorder.requests).toHaveLength(0);
-    expect(upstream.connections).toBe(0);
+    // At most the connection opened when the ClientHello arrived (a TLS handshake, no request).
+    expect(upstream.requests).toHaveLength(0);
+    expect(upstream.connections).toBeLessThanOrEqual(1);
   });
 
   it('answers 431 for oversized headers and 414 for an oversized URL', async () => {

@@ -1,0 +1,312 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer as createHttps, type Server } from 'node:https';
+import {
+  connect as netConnect,
+  createServer as createNet,
+  type AddressInfo,
+  type Socket,
+} from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { parsePolicy } from '../../../src/policy/index.js';
+import { DEFAULT_LIMITS, parseResolveRule, type PolicyGate } from '../../../src/proxy/index.js';
+import type { TestContexts } from '../../helpers/harness.js';
+import { startProxy, type Harness } from '../../helpers/harness.js';
+import { makeLeaf, makeTestCa, type TestCa, type TestLeaf } from '../../helpers/pki.js';
+import { startUpstream } from '../../helpers/upstream.js';
+
+/**
+ * The upstream connection is opened while the client does its TLS handshake with the proxy, and
+ * the first request uses it. These tests watch the upstream's sockets one by one: when each was
+ * accepted, whether it completed a TLS handshake, how many requests it carried, when it closed.
+ */
+const HOST = 'api.ahead.test';
+
+interface Watched {
+  accepted: number;
+  secured: boolean;
+  requests: number;
+  closed: boolean;
+}
+
+interface WatchedUpstream {
+  port: number;
+  sockets: Watched[];
+  paths: string[];
+  close(): Promise<void>;
+}
+
+let upstreamCa: TestCa;
+let leaf: TestLeaf;
+const closers: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  upstreamCa = await makeTestCa();
+  leaf = await makeLeaf(upstreamCa, [HOST]);
+});
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+async function watchedUpstream(port = 0): Promise<WatchedUpstream> {
+  const state: WatchedUpstream = { port: 0, sockets: [], paths: [], close: async () => undefined };
+  const byRaw = new Map<Socket, Watched>();
+  const server: Server = createHttps({ key: leaf.keyPem, cert: leaf.certPem }, (req, res) => {
+    state.paths.push(req.url ?? '');
+    const w = byRaw.get((req.socket as TLSSocket & { _parent?: Socket })._parent ?? req.socket);
+    if (w) w.requests++;
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const raw = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    const w: Watched = { accepted: Date.now(), secured: false, requests: 0, closed: false };
+    state.sockets.push(w);
+    byRaw.set(s, w);
+    raw.add(s);
+    s.once('close', () => {
+      w.closed = true;
+      raw.delete(s);
+    });
+  });
+  server.on('secureConnection', (t: TLSSocket) => {
+    const w = byRaw.get((t as TLSSocket & { _parent?: Socket })._parent!);
+    if (w) w.secured = true;
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  state.port = (server.address() as AddressInfo).port;
+  state.close = () =>
+    new Promise<void>((r) => {
+      for (const s of raw) s.destroy();
+      server.close(() => r());
+    });
+  return state;
+}
+
+async function proxyTo(
+  port: number,
+  opts: { policy?: PolicyGate; predialIdleMs?: number } = {},
+): Promise<Harness> {
+  const h = await startProxy({
+    level: 'headers',
+    upstreamCa: [upstreamCa.certPem],
+    resolve: [parseResolveRule(`${HOST}:443:127.0.0.1:${port}`)],
+    policy: opts.policy ?? null,
+    limits: { ...DEFAULT_LIMITS, predialIdleMs: opts.predialIdleMs ?? 60_000 },
+  });
+  closers.push(() => h.close());
+  return h;
+}
+
+/** CONNECT, then a TLS session inside the tunnel trusting the proxy CA; no request yet. */
+function tunnelTls(h: Harness): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(h.port, '127.0.0.1');
+    s.once('error', reject);
+    s.write(`CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n\r\n`);
+    s.once('data', (d) => {
+      if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
+      const t = tlsConnect({ socket: s, servername: HOST, ca: h.proxyCa.certPem });
+      t.once('secureConnect', () => resolve(t));
+      t.once('error', (e) => {
+        s.destroy();
+        reject(e);
+      });
+    });
+  });
+}
+
+/** Sends one request on an open tunnel and returns the response head and body text. */
+function get(t: TLSSocket, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString('latin1');
+      const m = /content-length: (\d+)\r\n[\s\S]*?\r\n\r\n/i.exec(out);
+      if (m && out.length >= out.indexOf('\r\n\r\n') + 4 + Number(m[1])) {
+        t.off('data', onData);
+        resolve(out);
+      }
+    };
+    t.on('data', onData);
+    t.once('close', () => resolve(out));
+    t.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+  });
+}
+
+async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('upstream connection opened during the client handshake', () => {
+  it('is TLS-connected before any request and carries the first request', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const h = await proxyTo(up.port);
+    const t = await tunnelTls(h);
+    // No request has been sent: the upstream already has one verified TLS connection, idle.
+    await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
+    expect(up.sockets).toHaveLength(1);
+    expect(up.paths).toEqual([]);
+    expect(await get(t, '/one')).toMatch(/^HTTP\/1.1 200/);
+    // The request went over that connection: no second one was dialed.
+    expect(up.sockets).toHaveLength(1);
+    expect(up.sockets[0]!.requests).toBe(1);
+    expect(up.paths).toEqual(['/one']);
+    t.destroy();
+  });
+
+  it('closes a connection no request takes after the idle time, the tunnel still open', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const h = await proxyTo(up.port, { predialIdleMs: 300 });
+    const t = await tunnelTls(h);
+    await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
+    const opened = up.sockets[0]!.accepted;
+    await until(() => up.sockets[0]!.closed, 'the idle connection to close', 3000);
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(250);
+    expect(t.destroyed).toBe(false);
+    expect(up.sockets[0]!.requests).toBe(0);
+    // A request afterwards still works: it dials a new connection.
+    expect(await get(t, '/late')).toMatch(/^HTTP\/1.1 200/);
+    expect(up.sockets).toHaveLength(2);
+    expect(up.sockets[1]!.requests).toBe(1);
+    t.destroy();
+  });
+
+  it('closes it when the tunnel ends before any request', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const h = await proxyTo(up.port, { predialIdleMs: 60_000 });
+    const t = await tunnelTls(h);
+    await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
+    t.destroy();
+    await until(() => up.sockets[0]!.closed, 'the connection to close with the tunnel', 3000);
+    expect(up.paths).toEqual([]);
+  });
+
+  it('does not dial (nor mint) for a blocked CONNECT', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const policy = await parsePolicy(
+      `version: 2\nrules:\n  - match: ${HOST}\n    action: block\n    reason: test\ndefaults:\n  action: allow\n`,
+      'policy.yaml',
+      { warn: () => undefined },
+    );
+    const h = await proxyTo(up.port, { policy });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = netConnect(h.port, '127.0.0.1');
+      let out = '';
+      s.on('data', (d) => (out += d.toString()));
+      s.on('error', reject);
+      s.on('close', () => resolve(out));
+      s.write(`CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n\r\n`);
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 403/);
+    await sleep(200);
+    expect(up.sockets).toHaveLength(0);
+    const contexts = (h.proxy as unknown as { deps: { contexts: TestContexts } }).deps.contexts;
+    expect(contexts.minted).toBe(0);
+  });
+
+  it('a request a path rule blocks: the upstream saw the TLS handshake and no request', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const policy = await parsePolicy(
+      `version: 2\nrules:\n  - match: ${HOST}\n    paths: ["/admin/*"]\n    action: block\n    reason: admin\n  - match: ${HOST}\n    action: allow\ndefaults:\n  action: block\n`,
+      'policy.yaml',
+      { warn: () => undefined },
+    );
+    const h = await proxyTo(up.port, { policy });
+    const t = await tunnelTls(h);
+    expect(await get(t, '/admin/keys')).toMatch(/^HTTP\/1.1 403/);
+    await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
+    expect(up.paths).toEqual([]);
+    expect(up.sockets[0]!.requests).toBe(0);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ url: '/admin/keys', outcome: 'blocked' });
+    t.destroy();
+    await until(() => up.sockets.every((s) => s.closed), 'the unused connection to close');
+  });
+
+  it('mints the leaf and opens the upstream connection at CONNECT time, before the ClientHello', async () => {
+    const up = await watchedUpstream();
+    closers.push(() => up.close());
+    const h = await proxyTo(up.port);
+    const contexts = (h.proxy as unknown as { deps: { contexts: TestContexts } }).deps.contexts;
+    const s = netConnect(h.port, '127.0.0.1');
+    closers.push(async () => void s.destroy());
+    s.write(`CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n\r\n`);
+    await new Promise((r) => s.once('data', r));
+    await until(() => contexts.minted === 1, 'the leaf to be minted');
+    await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
+    expect(up.paths).toEqual([]);
+  });
+
+  it('sends no ClientHello to a port-80 upstream when the tunnel carries plain HTTP', async () => {
+    const plain = await startUpstream();
+    closers.push(() => plain.close());
+    const h = await startProxy({
+      level: 'headers',
+      resolve: [parseResolveRule(`${HOST}:80:127.0.0.1:${plain.port}`)],
+      limits: { ...DEFAULT_LIMITS, predialIdleMs: 60_000 },
+    });
+    closers.push(() => h.close());
+    const out = await new Promise<string>((resolve, reject) => {
+      const s = netConnect(h.port, '127.0.0.1');
+      let buf = '';
+      s.on('error', reject);
+      s.once('data', (d) => {
+        if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
+        s.on('data', (more) => {
+          buf += more.toString();
+          if (buf.includes('"ok":true')) {
+            s.destroy();
+            resolve(buf);
+          }
+        });
+        s.write(`GET /plain HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      });
+      s.write(`CONNECT ${HOST}:80 HTTP/1.1\r\nHost: ${HOST}:80\r\n\r\n`);
+    });
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(plain.requests.map((r) => r.url)).toEqual(['/plain']);
+    expect(plain.connections).toBe(1);
+  });
+});
+
+describe('a pre-dial that fails', () => {
+  it('does not fail the CONNECT: the request dials normally once the upstream is up', async () => {
+    const probe = createNet();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const h = await proxyTo(port);
+    const t = await tunnelTls(h); // the pre-dial meets a closed port
+    await sleep(100);
+    const up = await watchedUpstream(port);
+    closers.push(() => up.close());
+    expect(await get(t, '/after')).toMatch(/^HTTP\/1.1 200/);
+    expect(up.paths).toEqual(['/after']);
+    expect(up.sockets).toHaveLength(1);
+    t.destroy();
+  });
+
+  it('leaves the error classified as before when the upstream stays down', async () => {
+    const probe = createNet();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const h = await proxyTo(port);
+    const t = await tunnelTls(h);
+    expect(await get(t, '/down')).toMatch(/^HTTP\/1.1 502/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ outcome: 'upstream_connect' });
+    expect(h.recorder.requests[0]!.reason).toMatch(/ECONNREFUSED/);
+    t.destroy();
+  });
+});
