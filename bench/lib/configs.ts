@@ -123,7 +123,7 @@ export function trustrunNodeArgs(): string[] {
 
 /**
  * How to start trustrun with `args`: bin/trustrun.js run as a program, as the installed command
- * is (its `#!` line sets the runtime's memory options); with BENCH_TRUSTRUN_NODE_ARGS or
+ * is (its launcher sets the runtime's memory options); with BENCH_TRUSTRUN_NODE_ARGS or
  * BENCH_TRUSTRUN_BIN, `node [ARGS] FILE` instead (those options replace the launcher's).
  */
 export function trustrunCommand(args: string[]): { command: string; args: string[] } {

@@ -488,7 +488,7 @@ The load generator is a separate process using undici (\`Agent\` direct, \`Proxy
 proxy's CA through proxies, keep-alive). The upstream, the load generator and the proxy share the
 ${m.cores} cores. Each proxy runs as its own process: trustrun as
 \`bin/trustrun.js proxy --port 0 --level LEVEL --data-dir TMP --upstream-ca FILE --resolve … --json\`
-(run as a program, as the installed \`trustrun\` command is, so its \`#!\` line's memory settings
+(run as a program, as the installed \`trustrun\` command is, so that its launcher's memory settings
 apply; recording and sealing on, its own temporary data directory).
 
 Each cell runs ${(st.warmupMs / 1000).toFixed(1)} s of warm-up, then a fixed window

@@ -6,8 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLI, run } from '../../helpers/proc.js';
 
 /**
- * bin/trustrun.js run as a program, as the installed `trustrun` command is: its #! line gives the
- * process its memory settings, and programs started by `trustrun run` get the caller's
+ * bin/trustrun.js run as a program, as the installed `trustrun` command is: its sh preamble gives
+ * the process its memory settings, and programs started by `trustrun run` get the caller's
  * environment back.
  */
 describe('the trustrun launcher', () => {
