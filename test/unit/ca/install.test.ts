@@ -185,7 +185,9 @@ describe('ca install / uninstall (Debian store in a staging root)', () => {
   );
 
   // As root the check runs the real code as "nobody", who must be able to read this checkout
-  // (a clone inside a private 0700 directory is not readable to it).
+  // (a clone inside a private 0700 directory is not readable to it). The path is absolute, as
+  // node resolves it: a relative one would be reached through the inherited working directory,
+  // without the search permission on its parents that node needs.
   const nobodyCanRead =
     process.getuid?.() !== 0 ||
     spawnSync('setpriv', [
@@ -194,7 +196,7 @@ describe('ca install / uninstall (Debian store in a staging root)', () => {
       '--clear-groups',
       'test',
       '-r',
-      'node_modules/tsx/package.json',
+      join(process.cwd(), 'node_modules/tsx/package.json'),
     ]).status === 0;
   if (!nobodyCanRead) {
     console.warn(
