@@ -13,7 +13,8 @@
  * Options: --quick, --docs / --no-docs (write docs/benchmarks.*; default: on unless --quick),
  * --no-build (use dist/ as it is), --no-micro, --only NAME,NAME (configurations to run),
  * --reps N, --from-results FILE. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
- * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' adds node options to the trustrun processes.
+ * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' runs `node --opt … FILE` instead of the
+ * launcher (whose memory settings then do not apply).
  * bench/notes.md (hand-written findings) is appended to the page as it is.
  * Everything listens on and connects to 127.0.0.1/127.0.0.2 only.
  */

@@ -574,8 +574,9 @@ unless \`--quick\`), \`--no-build\`, \`--no-micro\`, \`--only direct,tunnel,trus
 direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, squid), \`--reps N\`,
 \`--from-results FILE\` (measure nothing: render this page from an earlier run's JSON; with
 \`--no-docs\` to stdout). \`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
-\`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` adds \`node\` options to the trustrun
-processes. The sections after this one come from \`bench/notes.md\` (hand-written, committed) and are
+\`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` starts trustrun as \`node --opt … FILE\`,
+with these options instead of the launcher's (either variable bypasses the launcher, and with it
+its memory settings). The sections after this one come from \`bench/notes.md\` (hand-written, committed) and are
 appended as they are on every run. Results go to
 \`bench/results/\` (one JSON file per run, plus \`latest.json\`). Linux only (procfs). Squid needs root: its
 upstream listener is 127.0.0.2:443 and its helpers run as the \`proxy\` user. All traffic stays on
