@@ -154,14 +154,67 @@ export function trustrunAvailable(): string | null {
   }
 }
 
+/**
+ * The policy every trustrun configuration runs with, so that the figures include policy
+ * evaluation at CONNECT and per request: a clinical-style policy (an inherited preset, blocks,
+ * address rules, method/path rules) whose rules for the benchmark's hosts come after the others
+ * (a request is checked against the rules before it), and `defaults: block`.
+ */
+export const BENCH_POLICY = `version: 2
+name: bench-clinical
+description: a research team's policy, with the benchmark's upstream as its allowed API
+inherit: [preset:azure]
+rules:
+  - match: "*.openai.com"
+    action: block
+    reason: direct OpenAI API bypasses the BAA
+  - match: "*.anthropic.com"
+    action: block
+  - match: "*.googleapis.com"
+    action: alert
+  - match: 10.0.0.0/8
+    ports: [5432]
+    action: allow
+    reason: research database
+  - match: 192.168.0.0/16
+    action: block
+  - match: cran.r-project.org
+    methods: [GET]
+    action: allow
+  - match: "*.pypi.org"
+    methods: [GET]
+    action: allow
+  - match: files.pythonhosted.org
+    methods: [GET]
+    action: allow
+  - match: github.com
+    methods: [GET]
+    paths: ["/myorg/*"]
+    action: allow
+  - match: "*.bench.test"
+    methods: [GET, POST]
+    paths: ["/1k", "/1m", "/stream", "/sink"]
+    action: allow
+    reason: the benchmark's upstream
+  - match: "*.bench.test"
+    action: allow
+    reason: the same at the metadata level, where no request is seen
+defaults:
+  action: block
+`;
+
 export async function trustrun(
   env: StartEnv,
   level: 'metadata' | 'headers' | 'full',
 ): Promise<Config> {
   const dataDir = join(env.tmp, `trustrun-${level}`);
   mkdirSync(dataDir, { mode: 0o700 });
+  const policyFile = join(env.tmp, 'policy.yaml');
+  writeFileSync(policyFile, BENCH_POLICY, { mode: 0o600 });
   const cmd = trustrunCommand([
     'proxy',
+    '--policy',
+    policyFile,
     '--port',
     '0',
     '--level',

@@ -487,9 +487,12 @@ mapping, mitmdump through a \`server_connect\` addon, Squid through a hosts file
 The load generator is a separate process using undici (\`Agent\` direct, \`ProxyAgent\` with the
 proxy's CA through proxies, keep-alive). The upstream, the load generator and the proxy share the
 ${m.cores} cores. Each proxy runs as its own process: trustrun as
-\`bin/trustrun.js proxy --port 0 --level LEVEL --data-dir TMP --upstream-ca FILE --resolve … --json\`
+\`bin/trustrun.js proxy --policy FILE --port 0 --level LEVEL --data-dir TMP --upstream-ca FILE --resolve … --json\`
 (run as a program, as the installed \`trustrun\` command is, so that its launcher's memory settings
-apply; recording and sealing on, its own temporary data directory).
+apply; recording and sealing on, its own temporary data directory). The policy is a clinical-style
+file of 24 rules (\`BENCH_POLICY\` in \`bench/lib/configs.ts\`: an inherited preset, blocks, address
+rules, method and path rules, \`defaults: block\`) whose rules for the benchmark's hosts come after
+ten others, so every CONNECT and every request is evaluated against it.
 
 Each cell runs ${(st.warmupMs / 1000).toFixed(1)} s of warm-up, then a fixed window
 (${st.durationMs['1k-c1'] / 1000} s at concurrency 1, ${st.durationMs['1k-c32'] / 1000} s at 32), ${st.repetitions} repetition(s) with the configuration
