@@ -32,8 +32,13 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
  */
 export function commandsFor(argv: readonly string[]): string[] {
   const args = argv.slice(2);
-  const first = args.find((a) => !a.startsWith('-'));
-  if (first !== undefined && Object.hasOwn(COMMANDS, first)) return [first];
+  const at = args.findIndex((a) => !a.startsWith('-'));
+  const first = at === -1 ? undefined : args[at];
+  // `trustrun --help proxy` is the program's help, which lists every command.
+  const programHelp = args
+    .slice(0, at === -1 ? args.length : at)
+    .some((a) => a === '-h' || a === '--help');
+  if (first !== undefined && Object.hasOwn(COMMANDS, first) && !programHelp) return [first];
   if (
     first === undefined &&
     args.length > 0 &&

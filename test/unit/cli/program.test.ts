@@ -20,6 +20,8 @@ describe('loading commands on demand', () => {
     expect(commandsFor(argv('--help'))).toEqual(all);
     expect(commandsFor(argv('prox'))).toEqual(all);
     expect(commandsFor(argv('help', 'proxy'))).toEqual(all);
+    expect(commandsFor(argv('--help', 'proxy'))).toEqual(all);
+    expect(commandsFor(argv('proxy', '--help'))).toEqual(['proxy']);
     expect(commandsFor(argv('--version'))).toEqual([]);
   });
 
