@@ -8,6 +8,8 @@ import {
   type CellSummary,
   type Results,
 } from './results.js';
+import type { StrategyFigures } from '../minting.js';
+import type { CatchCell, PollCost } from '../monitor.js';
 
 const num = (n: number | null | undefined, digits = 0) =>
   n == null || !Number.isFinite(n)
@@ -270,7 +272,7 @@ export function targets(r: Results, s: Summaries): Target[] {
   t = "minting: a new host's leaf under 2 ms (shipped strategy, p50 of one host at a time)";
   const mint = microData(r, 'minting');
   const shipped = mint.data
-    ? (mint.data.strategies as MintStrategy[] | undefined)?.find((x) => x.name === 'shipped')
+    ? (mint.data.strategies as StrategyFigures[] | undefined)?.find((x) => x.name === 'shipped')
     : undefined;
   out.push(
     shipped
@@ -283,7 +285,7 @@ export function targets(r: Results, s: Summaries): Target[] {
 
   t = 'monitor: one poll of a 50-process tree under 5 ms (steady poll, wall p50)';
   const mon = microData(r, 'monitor');
-  const poll = mon.data?.poll as MonitorPoll | undefined;
+  const poll = mon.data?.poll as PollCost | undefined;
   out.push(
     poll
       ? {
@@ -303,48 +305,8 @@ function microData(r: Results, name: string): { data?: Record<string, unknown>; 
   return { data: m.data, why: '' };
 }
 
-interface MintStrategy {
-  name: string;
-  description: string;
-  sequential: {
-    hosts: number;
-    p50Ms: number;
-    p99Ms: number;
-    meanMs: number;
-    maxMs: number;
-    cpuMsPerHost: number;
-  };
-  burst: { hosts: number; seconds: number; hostsPerSec: number };
-}
-
-interface PollSummary {
-  n: number;
-  cpuMs: number;
-  p50: number;
-  mean: number;
-  p95: number;
-}
-
-interface MonitorPoll {
-  processes: number;
-  fds: number;
-  sockets: number;
-  steady: PollSummary;
-  withTables: PollSummary;
-  live: { polls: number; meanMs: number; maxMs: number };
-}
-
-interface CatchCell {
-  intervalMs: number;
-  lifetimeMs: number;
-  connections: number;
-  caught: number;
-  fraction: number;
-  meanPollMs: number;
-}
-
 function mintingLines(cmd: string, d: Record<string, unknown>): string[] {
-  const list = d.strategies as MintStrategy[];
+  const list = d.strategies as StrategyFigures[];
   const rows = list.map((x) => [
     x.description,
     num(x.sequential.hosts),
@@ -366,7 +328,7 @@ function mintingLines(cmd: string, d: Record<string, unknown>): string[] {
 }
 
 function monitorLines(cmd: string, d: Record<string, unknown>): string[] {
-  const p = d.poll as MonitorPoll;
+  const p = d.poll as PollCost;
   const cells = (d.catchRate ?? []) as CatchCell[];
   const intervals = [...new Set(cells.map((c) => c.intervalMs))].sort((a, b) => a - b);
   const lifetimes = [...new Set(cells.map((c) => c.lifetimeMs))].sort((a, b) => a - b);

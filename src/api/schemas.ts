@@ -10,6 +10,7 @@ import {
   SESSION_KINDS,
   SESSION_STATUSES,
 } from '../core/index.js';
+import { CONNECTION_MODES, FINDING_SEVERITIES, MONITOR_PROTOCOLS } from '../store/index.js';
 
 export const ID_PATTERN = /^[0-9a-z]{9}[0-9a-f]{12}$/;
 export const POLICY_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -242,7 +243,7 @@ export const connectionSchema = z.object({
   ip: z.string().nullable(),
   sni: z.string().nullable(),
   alpn: z.string().nullable(),
-  mode: z.enum(['tunnel', 'intercept', 'http']),
+  mode: z.enum(CONNECTION_MODES),
   bytesUp: z.number(),
   bytesDown: z.number(),
   outcome: z.enum(OUTCOMES).nullable(),
@@ -331,7 +332,7 @@ export const monitorEventSchema = z.object({
   sessionId: z.string(),
   pid: z.number(),
   exe: z.string().nullable(),
-  protocol: z.enum(['tcp', 'udp']),
+  protocol: z.enum(MONITOR_PROTOCOLS),
   localAddr: z.string(),
   localPort: z.number(),
   remoteAddr: z.string(),
@@ -347,7 +348,7 @@ export const monitorEventSchema = z.object({
   enforced: z.boolean(),
 });
 
-const severity = z.enum(['info', 'warning', 'critical']);
+const severity = z.enum(FINDING_SEVERITIES);
 
 export const scansQuery = pageQuery.extend({
   root: z

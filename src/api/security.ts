@@ -5,7 +5,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
-import type { Credentials } from './tokens.js';
+import { BROWSER_SESSION_TTL_MS, type Credentials } from './tokens.js';
 
 export const SECURITY_HEADERS: Record<string, string> = {
   'Content-Security-Policy':
@@ -112,7 +112,7 @@ export function authGuard(creds: Credentials, port: () => number): MiddlewareHan
         httpOnly: true,
         sameSite: 'Strict',
         path: '/',
-        maxAge: 12 * 3600,
+        maxAge: BROWSER_SESSION_TTL_MS / 1000,
       });
       return c.redirect('/', 303);
     }

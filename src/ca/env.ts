@@ -1,5 +1,5 @@
 import { TrustRunError, type DataPaths } from '../core/index.js';
-import { loadOrCreateCa } from './authority.js';
+import { loadOrCreateCa, type CertificateAuthority } from './authority.js';
 import { writeShims } from './shims.js';
 
 /** Variables that replace a client's trust store: they get the bundle (system roots + our CA). */
@@ -36,6 +36,8 @@ export interface CaEnvironmentOptions {
   noProxy?: string;
   /** The environment the variables will join (default process.env): an existing R_PROFILE or WGETRC is kept in. */
   env?: NodeJS.ProcessEnv;
+  /** The CA of `paths`, when the caller has loaded it already. */
+  ca?: CertificateAuthority;
 }
 
 /**
@@ -51,7 +53,7 @@ export async function caEnvironment(opts: CaEnvironmentOptions): Promise<Record<
     );
   }
   const { paths } = opts;
-  await loadOrCreateCa(paths);
+  if (!opts.ca) await loadOrCreateCa(paths);
   const shims = await writeShims(paths, opts.env ?? process.env);
   const vars: Record<string, string> = {};
   for (const name of BUNDLE_VARIABLES) vars[name] = paths.caBundle;

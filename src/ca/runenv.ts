@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrustRunError, ensurePrivateDir, type DataPaths } from '../core/index.js';
-import { loadOrCreateCa } from './authority.js';
+import { loadOrCreateCa, type CertificateAuthority } from './authority.js';
 import { pemCertificates } from './bundle.js';
 import { caEnvironment } from './env.js';
 import { writeFileAtomic } from './files.js';
@@ -21,6 +21,8 @@ export interface RunEnvironmentOptions {
   noProxy?: string;
   /** The Node preload to load (default: the one shipped with TrustRun). */
   preload?: string;
+  /** The CA of `paths`, when the caller has loaded it already. */
+  ca?: CertificateAuthority;
 }
 
 export interface RunEnvironment {
@@ -80,13 +82,14 @@ async function nodeExtraCa(paths: DataPaths, prior: string | undefined): Promise
 export async function runEnvironment(opts: RunEnvironmentOptions): Promise<RunEnvironment> {
   const base = opts.baseEnv ?? process.env;
   const { paths, proxyUrl } = opts;
+  const ca = opts.ca ?? (await loadOrCreateCa(paths));
   const vars = await caEnvironment({
     paths,
     proxyUrl,
     noProxy: opts.noProxy ?? '',
     env: base,
+    ca,
   });
-  const ca = await loadOrCreateCa(paths);
   vars.NODE_EXTRA_CA_CERTS = await nodeExtraCa(paths, base.NODE_EXTRA_CA_CERTS);
   vars.NODE_OPTIONS = withNodePreload(base.NODE_OPTIONS, opts.preload ?? NODE_PRELOAD);
   const javaTrustStore = await ensureJavaTrustStore(ca, paths);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { TrustRunError, dataPaths } from '../core/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, type Page, type Store } from '../store/index.js';
 
 /**
  * Opens the data directory's store for a read command, runs `fn`, and closes it. A directory
@@ -21,4 +21,16 @@ export async function withStore<T>(
   } finally {
     await store.close();
   }
+}
+
+/** Every row of a paged store listing, oldest first (pages of 1,000). */
+export function* everyRow<T extends { id: string }>(
+  list: (q: { cursor: string | null; limit: number; order: 'asc' }) => Page<T>,
+): Generator<T> {
+  let cursor: string | null = null;
+  do {
+    const page: Page<T> = list({ cursor, limit: 1000, order: 'asc' });
+    yield* page.items;
+    cursor = page.nextCursor;
+  } while (cursor !== null);
 }

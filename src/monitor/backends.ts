@@ -8,7 +8,8 @@ import {
   decodeAddress,
   parseProcNetFor,
   processExe,
-  readSocketTexts,
+  readOr,
+  readTcpTexts,
   socketInodes,
   type SocketEntry,
 } from './procfs.js';
@@ -35,14 +36,6 @@ export class ExeCache {
   /** Forgets pids no longer in the tree. */
   retain(pids: ReadonlySet<number>): void {
     for (const pid of this.map.keys()) if (!pids.has(pid)) this.map.delete(pid);
-  }
-}
-
-function readText(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
   }
 }
 
@@ -90,7 +83,7 @@ export class ProcfsBackend implements SocketBackend {
   private read(file: 'tcp' | 'tcp6' | 'udp' | 'udp6', want: ReadonlySet<number>): SocketEntry[] {
     this.tableReads++;
     return parseProcNetFor(
-      readText(`${this.root}/net/${file}`),
+      readOr(`${this.root}/net/${file}`),
       file.startsWith('tcp') ? 'tcp' : 'udp',
       want,
     );
@@ -174,7 +167,7 @@ export class ProcfsBackend implements SocketBackend {
   ): { pid: number; exe: string | null } | null {
     const suffix = ':' + port.toString(16).toUpperCase().padStart(4, '0');
     const inodes: number[] = [];
-    for (const text of readSocketTexts(this.root).tcp) {
+    for (const text of readTcpTexts(this.root)) {
       if (!text.includes(suffix + ' ')) continue;
       for (const line of text.split('\n')) {
         const f = line.trim().split(/\s+/);

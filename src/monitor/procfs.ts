@@ -73,22 +73,28 @@ export function parseProcNet(text: string, protocol: 'tcp' | 'udp'): SocketEntry
   for (let i = 1; i < lines.length; i++) {
     const f = lines[i]!.trim().split(/\s+/);
     if (f.length < 10) continue;
-    const [la, lp] = f[1]!.split(':') as [string, string];
-    const [ra, rp] = f[2]!.split(':') as [string, string];
-    out.push({
-      protocol,
-      localAddr: decodeAddress(la),
-      localPort: parseInt(lp, 16),
-      remoteAddr: decodeAddress(ra),
-      remotePort: parseInt(rp, 16),
-      state: parseInt(f[3]!, 16),
-      inode: Number(f[9]),
-    });
+    out.push(rowOf(f, protocol, Number(f[9])));
   }
   return out;
 }
 
-function readOr(path: string): string {
+/** One row of a socket table, split into its fields (at least 10). */
+function rowOf(f: string[], protocol: 'tcp' | 'udp', inode: number): SocketEntry {
+  const [la, lp] = f[1]!.split(':') as [string, string];
+  const [ra, rp] = f[2]!.split(':') as [string, string];
+  return {
+    protocol,
+    localAddr: decodeAddress(la),
+    localPort: parseInt(lp, 16),
+    remoteAddr: decodeAddress(ra),
+    remotePort: parseInt(rp, 16),
+    state: parseInt(f[3]!, 16),
+    inode,
+  };
+}
+
+/** A file's text, or '' when it cannot be read. */
+export function readOr(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
@@ -252,25 +258,12 @@ export function parseProcNetFor(
     if (f.length < 10) continue;
     const inode = Number(f[9]);
     if (!inodes.has(inode)) continue;
-    const [la, lp] = f[1]!.split(':') as [string, string];
-    const [ra, rp] = f[2]!.split(':') as [string, string];
-    out.push({
-      protocol,
-      localAddr: decodeAddress(la),
-      localPort: parseInt(lp, 16),
-      remoteAddr: decodeAddress(ra),
-      remotePort: parseInt(rp, 16),
-      state: parseInt(f[3]!, 16),
-      inode,
-    });
+    out.push(rowOf(f, protocol, inode));
   }
   return out;
 }
 
-/** The kernel's socket tables, one string each, read once (missing files read as ''). */
-export function readSocketTexts(root = '/proc'): { tcp: string[]; udp: string[] } {
-  return {
-    tcp: [readOr(`${root}/net/tcp`), readOr(`${root}/net/tcp6`)],
-    udp: [readOr(`${root}/net/udp`), readOr(`${root}/net/udp6`)],
-  };
+/** The kernel's TCP socket tables (IPv4, IPv6), one string each (missing files read as ''). */
+export function readTcpTexts(root = '/proc'): string[] {
+  return [readOr(`${root}/net/tcp`), readOr(`${root}/net/tcp6`)];
 }

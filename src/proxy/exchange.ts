@@ -2,7 +2,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
-import { forwardRequestHeaders, headerCount, pairs, parseAuthority } from './headers.js';
+import {
+  contentLength,
+  forwardRequestHeaders,
+  headerCount,
+  pairs,
+  parseAuthority,
+} from './headers.js';
 import { Relay } from './relay.js';
 import { BodyTap, ByteCounter, Capture } from './tap.js';
 import { classifyUpstreamError } from './upstream.js';
@@ -147,9 +153,8 @@ export async function handleExchange(
     );
     return;
   }
-  let pending: Promise<string> | null = null;
   try {
-    const recorded = recorder.addRequest({
+    id = await recorder.addRequest({
       sessionId: deps.sessionId,
       connectionId: tunnel.connectionId,
       startedAt,
@@ -163,13 +168,6 @@ export async function handleExchange(
       pid: tunnel.client?.pid ?? null,
       exe: tunnel.client?.exe ?? null,
     });
-    if (options.auditBeforeForward === false) {
-      pending = recorded;
-      recorded.then(
-        (v) => (id = v),
-        () => undefined,
-      );
-    } else id = await recorded;
   } catch (err) {
     deps.logger.error(
       { code: (err as { code?: string }).code, err: String(err) },
@@ -187,12 +185,6 @@ export async function handleExchange(
   }
   const complete = (done: Parameters<typeof recorder.completeRequest>[1]) => {
     if (id !== null) recorder.completeRequest(id, done);
-    else if (pending) {
-      pending.then(
-        (v) => recorder.completeRequest(v, done),
-        () => undefined,
-      );
-    }
   };
 
   // A request the parser already rejected (e.g. malformed chunking in the first packet) has
@@ -306,10 +298,4 @@ export async function handleExchange(
       'request failed',
     );
   }
-}
-
-/** A Content-Length header's value as a number, or null when absent or not a plain number. */
-function contentLength(value: string | undefined): number | null {
-  if (value === undefined || !/^\d{1,15}$/.test(value)) return null;
-  return Number(value);
 }

@@ -125,3 +125,9 @@ export function headerCount(raw: string[], lowerName: string): number {
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === lowerName) n++;
   return n;
 }
+
+/** A Content-Length value as a number, or null when absent or not a plain decimal. */
+export function contentLength(value: string | undefined): number | null {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return null;
+  return Number(value);
+}

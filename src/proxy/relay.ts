@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
-import { forwardRawResponseHeaders } from './headers.js';
+import { contentLength, forwardRawResponseHeaders } from './headers.js';
 import type { Capture } from './tap.js';
 
 /**
@@ -82,8 +82,8 @@ export class Relay implements Dispatcher.DispatchHandler {
     this.responseHeaders = fwd.pairs;
     if (this.capture) {
       for (const [name, value] of fwd.pairs) {
-        if (name === 'content-length' && /^\d{1,15}$/.test(value)) {
-          this.capture.expect(Number(value));
+        if (name === 'content-length') {
+          this.capture.expect(contentLength(value));
           break;
         }
       }

@@ -56,7 +56,7 @@ export class InterceptingProxy {
       extraCa: options.upstreamCa,
       connectTimeoutMs: options.limits.upstreamConnectTimeoutMs,
       headersTimeoutMs: options.limits.upstreamHeadersTimeoutMs,
-      predialIdleMs: options.limits.predialIdleMs ?? 5_000,
+      predialIdleMs: options.limits.predialIdleMs,
       guard: (address, port) => this.loopProblem(address, port),
     });
     this.agent = upstream.agent;

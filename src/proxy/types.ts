@@ -114,12 +114,6 @@ export interface ProxyOptions {
   /** Other local ports the proxy must never connect to (the API server). */
   guardPorts: number[];
   limits: ProxyLimits;
-  /**
-   * Internal, for measuring what the guarantee costs; not a CLI option. `false` forwards a
-   * request without waiting for its record's commit (the record is still written). Default true:
-   * audit before forward.
-   */
-  auditBeforeForward?: boolean;
 }
 
 export interface ProxyLimits {
@@ -135,7 +129,7 @@ export interface ProxyLimits {
    * How long an upstream connection opened ahead of a tunnel's first request stays open when no
    * request takes it (default 5000 ms).
    */
-  predialIdleMs?: number;
+  predialIdleMs: number;
 }
 
 export const DEFAULT_LIMITS: ProxyLimits = {

@@ -233,15 +233,14 @@ export class Checkpointer {
   }
 }
 
-// Slots of the shared state: ready flag, error flag, checkpoints done, WAL frames and frames
-// copied as the last checkpoint found them.
+// Slots of the shared state: ready flag, error flag, checkpoints done, WAL frames as the last
+// checkpoint found them, a checkpoint asked for and not started yet.
 const S_READY = 0;
 const S_ERROR = 1;
 const S_DONE = 2;
 const S_LOG = 3;
-const S_BACKFILLED = 4;
-const S_WANTED = 5;
-const STATE_SLOTS = 6;
+const S_WANTED = 4;
+const STATE_SLOTS = 5;
 
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3');
 
@@ -266,7 +265,6 @@ function run() {
   try {
     const r = db.pragma('wal_checkpoint(PASSIVE)')[0];
     Atomics.store(state, ${S_LOG}, r.log);
-    Atomics.store(state, ${S_BACKFILLED}, r.checkpointed);
     Atomics.add(state, ${S_DONE}, 1);
   } catch (err) {
     Atomics.store(state, ${S_ERROR}, 1);

@@ -219,12 +219,7 @@ function sealSmallText(
     small.adBytes(prefix);
     small.adLatin1(ctx.recordId);
     small.adBytes(suffix);
-    if (nonceOffset + NONCE_BYTES > noncePool.length) {
-      noncePool = randomBytes(NONCE_BLOCK);
-      nonceOffset = 0;
-    }
-    const nonce = noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES);
-    nonceOffset += NONCE_BYTES;
+    const nonce = nextNonce();
     const blob = small.seal(dataKey.key, nonce, HEADER_BYTES + NONCE_BYTES);
     blob[0] = SEAL_VERSION;
     blob.set(st.idBytes, 1);

@@ -2,7 +2,7 @@ import { streamSSE } from 'hono/streaming';
 import type { ApiDeps } from '../deps.js';
 import { Follower, cursorAt } from '../follow.js';
 import type { Router } from '../router.js';
-import { streamQuery } from '../schemas.js';
+import { ID_PATTERN, streamQuery } from '../schemas.js';
 import { withPhi } from './sessions.js';
 
 const HEARTBEAT_MS = 15_000;
@@ -43,9 +43,7 @@ export function streamRoutes(r: Router, { store, pollMs, logger }: ApiDeps): voi
     produces: 'text/event-stream',
     handler: (c, { query }) => {
       const last = c.req.header('last-event-id');
-      const after =
-        query.after ??
-        (last && /^[0-9a-z]{9}[0-9a-f]{12}$/.test(last) ? last : cursorAt(Date.now()));
+      const after = query.after ?? (last && ID_PATTERN.test(last) ? last : cursorAt(Date.now()));
       const sessionId = query.session;
       const feeds: Feed[] = [
         feed(

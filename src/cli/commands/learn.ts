@@ -9,8 +9,9 @@ import {
   type LearnedPolicy,
   type ObservedDestination,
 } from '../../policy/index.js';
-import { openStore, type Page, type SessionRow, type Store } from '../../store/index.js';
+import { openStore, type SessionRow, type Store } from '../../store/index.js';
 import { dataDirFrom } from '../common.js';
+import { everyRow } from '../store.js';
 import { addProxyOptions, type ProxyCommandOptions } from './proxy.js';
 import { runChild } from './run.js';
 
@@ -42,19 +43,6 @@ export interface SessionObservations {
   refused: string[];
 }
 
-const PAGE = 1000;
-
-function* allPages<T extends { id: string }>(
-  list: (cursor: string | null) => Page<T>,
-): Generator<T> {
-  let cursor: string | null = null;
-  do {
-    const page = list(cursor);
-    yield* page.items;
-    cursor = page.nextCursor;
-  } while (cursor !== null);
-}
-
 const REFUSED = new Set(['block', 'kill']);
 
 /**
@@ -78,24 +66,18 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
     else observed.push(d);
   };
   const connections = new Set<string>();
-  for (const c of allPages((cursor) =>
-    store.listConnections({ sessionId, limit: PAGE, cursor, order: 'asc' }),
-  )) {
+  for (const c of everyRow((q) => store.listConnections({ ...q, sessionId }))) {
     counts.connections++;
     connections.add(c.id);
     take({ host: c.host, port: c.port, ip: c.ip }, c.verdictAction);
   }
-  for (const r of allPages((cursor) =>
-    store.listRequests({ sessionId, limit: PAGE, cursor, order: 'asc' }),
-  )) {
+  for (const r of everyRow((q) => store.listRequests({ ...q, sessionId }))) {
     if (r.connectionId !== null && connections.has(r.connectionId)) continue;
     counts.requests++;
     take({ host: r.host, port: r.port }, r.verdictAction);
   }
   const listener = session.listen?.toLowerCase() ?? null;
-  for (const e of allPages((cursor) =>
-    store.listMonitorEvents({ sessionId, limit: PAGE, cursor, order: 'asc' }),
-  )) {
+  for (const e of everyRow((q) => store.listMonitorEvents({ ...q, sessionId }))) {
     const remote = e.remoteAddr.includes(':')
       ? `[${e.remoteAddr}]:${e.remotePort}`
       : `${e.remoteAddr}:${e.remotePort}`;

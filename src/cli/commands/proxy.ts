@@ -9,7 +9,7 @@ import {
   type CaptureLevel,
   type Logger,
 } from '../../core/index.js';
-import { LeafMinter, loadOrCreateCa } from '../../ca/index.js';
+import { LeafMinter, loadOrCreateCa, type CertificateAuthority } from '../../ca/index.js';
 import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
 import type { ApiServer } from '../../api/index.js';
 import { findSocketOwner, killTree } from '../../monitor/index.js';
@@ -46,6 +46,7 @@ export interface ProxySession {
   url: string;
   dataDir: string;
   caPath: string;
+  ca: CertificateAuthority;
   /** Re-reads the policy file; keeps the old policy when the new one is invalid. */
   reloadPolicy(): Promise<{ ok: boolean; message: string }>;
   stop(status?: 'completed' | 'failed' | 'interrupted', exitCode?: number | null): Promise<void>;
@@ -196,6 +197,7 @@ export async function startProxySession(
     url: `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${addr.port}`,
     dataDir,
     caPath: paths.caCert,
+    ca,
     async reloadPolicy() {
       if (!opts.policy) return { ok: false, message: 'no --policy file to reload' };
       try {

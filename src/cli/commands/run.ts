@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { intOption } from '../common.js';
 import { formatBytes } from '../format.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
+import { everyRow } from '../store.js';
 import { runEnvironment } from '../../ca/index.js';
 import {
   TrustRunError,
@@ -176,28 +177,11 @@ function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + (osConstants.signals[signal] ?? 0);
 }
 
-/** Every row of a paged store listing, oldest first. */
-function all<T extends { id: string }>(
-  list: (q: { cursor?: string | null; limit: number; order: 'asc' }) => {
-    items: T[];
-    nextCursor: string | null;
-  },
-): T[] {
-  const out: T[] = [];
-  let cursor: string | null = null;
-  do {
-    const page = list({ cursor, limit: 1000, order: 'asc' });
-    out.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
-  return out;
-}
-
 /** Destinations, counts and violations of a session, from the store. */
 export function sessionTotals(store: Store, sessionId: string) {
-  const connections = all((q) => store.listConnections({ ...q, sessionId }));
-  const requests = all((q) => store.listRequests({ ...q, sessionId }));
-  const violations = all((q) => store.listViolations({ ...q, sessionId }));
+  const connections = [...everyRow((q) => store.listConnections({ ...q, sessionId }))];
+  const requests = [...everyRow((q) => store.listRequests({ ...q, sessionId }))];
+  const violations = [...everyRow((q) => store.listViolations({ ...q, sessionId }))];
   const byDest = new Map<string, RunDestination>();
   const dest = (host: string, port: number): RunDestination => {
     const key = `${host}:${port}`;
@@ -330,6 +314,7 @@ export async function runChild(
       paths: dataPaths(session.dataDir),
       proxyUrl: session.url,
       baseEnv,
+      ca: session.ca,
     });
     if (early) {
       warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
