@@ -73,10 +73,15 @@ describe('trustrun watch (CLI)', () => {
     );
     let stderr = '';
     let stdout = '';
+    let told = false;
+    child.stdin!.on('error', () => {}); // the child may be gone by the time a write lands
     cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     cli.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (stderr.includes('Press Ctrl+C')) child.stdin!.write('go\n');
+      if (!told && stderr.includes('Press Ctrl+C')) {
+        told = true;
+        child.stdin!.write('go\n');
+      }
     });
     const code = await new Promise<number | null>((r) => cli.once('close', (c) => r(c)));
     expect(stderr).toContain(`TrustRun watching PID ${child.pid}`);
