@@ -26,18 +26,10 @@ import { authRoutes } from './routes/auth.js';
 import { monitorRoutes } from './routes/monitor.js';
 import { scanRoutes } from './routes/scans.js';
 
-const require = createRequire(import.meta.url);
-
-function packageVersion(): string {
-  for (const p of ['../../package.json', '../../../package.json']) {
-    try {
-      return (require(p) as { version: string }).version;
-    } catch {
-      // try the next layout (src/api or dist/api)
-    }
-  }
-  return '0.0.0';
-}
+// src/api and dist/api are both two levels below the package root.
+const { version: PACKAGE_VERSION } = createRequire(import.meta.url)('../../package.json') as {
+  version: string;
+};
 
 export interface ApiOptions {
   store: Store;
@@ -64,7 +56,7 @@ export function createApi(opts: ApiOptions): Hono {
     logger,
     credentials,
     pollMs: opts.pollMs ?? 500,
-    version: packageVersion(),
+    version: PACKAGE_VERSION,
   };
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, logger));
@@ -88,8 +80,11 @@ export function createApi(opts: ApiOptions): Hono {
   ]) {
     add(router, deps);
   }
-  const doc = openApiDocument(router.specs, deps.version);
-  app.get('/api/openapi.json', (c) => c.json(doc));
+  // Built on first request: converting every schema is start-up work most runs never need.
+  let doc: ReturnType<typeof openApiDocument> | null = null;
+  app.get('/api/openapi.json', (c) =>
+    c.json((doc ??= openApiDocument(router.specs, deps.version))),
+  );
   mountUi(app);
   return app;
 }

@@ -4,6 +4,4 @@
  */
 export { createApi, type ApiOptions } from './app.js';
 export { startApiServer, type ApiServer, type ApiServerOptions } from './server.js';
-export { Credentials, loadOrCreateApiToken, ONE_TIME_TTL_MS } from './tokens.js';
-export { policiesDir } from './policies.js';
-export { openApiDocument } from './openapi.js';
+export { Credentials, loadOrCreateApiToken } from './tokens.js';

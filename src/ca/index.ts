@@ -24,9 +24,7 @@ export {
   ensureJavaTrustStore,
   exportCaPkcs12,
   javaToolOptions,
-  JAVA_TRUST_STORE_PASSWORD,
   type JavaTrustStore,
-  type TrustedCertificate,
 } from './java.js';
 export {
   runEnvironment,

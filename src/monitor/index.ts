@@ -8,7 +8,6 @@ export {
   parseProcNet,
   parseProcNetFor,
   parseStat,
-  readStat,
   readSocketTable,
   socketInodes,
   processExe,
@@ -21,22 +20,13 @@ export {
   type SocketEntry,
   type ProcStat,
 } from './procfs.js';
-export { killTree, killPids } from './kill.js';
+export { killTree } from './kill.js';
 export { startMonitor } from './monitor.js';
 export { parseSs, splitEndpoint } from './ss.js';
 export { parseLsofF, lsofArgs } from './lsof.js';
-export { ProcTreeTracker, PsTreeTracker, parsePsTable, type TreeTracker } from './tree.js';
-export { NameResolver, orgFor, isLocalAddress, ORG_RANGES, ORG_SUFFIXES } from './names.js';
-export {
-  ExeCache,
-  LsofBackend,
-  ProcfsBackend,
-  SsBackend,
-  chooseBackend,
-  onPath,
-  procfsUsable,
-  type SocketBackend,
-} from './backends.js';
+export { ProcTreeTracker, parsePsTable } from './tree.js';
+export { NameResolver, orgFor, isLocalAddress } from './names.js';
+export { ExeCache, ProcfsBackend, onPath } from './backends.js';
 export type {
   BackendName,
   DnsFunctions,

@@ -10,7 +10,7 @@ import type { Resolver } from './resolve.js';
  * `ca` to every tls.connect instead would make Node build a new secure context (parsing ~140
  * root certificates, tens of milliseconds of CPU) for every upstream connection.
  */
-export function upstreamTrust(extraCa: string[]): SecureContext {
+function upstreamTrust(extraCa: string[]): SecureContext {
   return createSecureContext({ ca: [...rootCertificates, ...extraCa] });
 }
 

@@ -93,29 +93,13 @@ export interface RunResult {
   summary: RunSummary;
 }
 
-/** Extension points for the socket monitor and for `learn`. */
+/** What `run` and `learn` differ in. */
 export interface RunHooks {
   kind?: 'run' | 'learn';
-  /** The child's base environment (default process.env). */
-  env?: NodeJS.ProcessEnv;
   /** Where human lines go (default stderr). */
   warn?: (msg: string) => void;
-  /** Passed to the proxy: finds the process behind a client socket. */
-  identify?: ProxyDeps['identify'];
   /** After the proxy started, before the child is spawned. */
   onSessionStarted?(session: ProxySession): void | Promise<void>;
-  /** Right after the child was spawned. */
-  onChildSpawned?(pid: number, session: ProxySession): void | Promise<void>;
-  /**
-   * After the child exited and before the summary is computed (the store is still open);
-   * may return destinations seen outside the proxy.
-   */
-  beforeSummary?(
-    session: ProxySession,
-  ):
-    | void
-    | { destinations?: RunDestination[] }
-    | Promise<void | { destinations?: RunDestination[] }>;
 }
 
 class RunInterrupted extends Error {
@@ -248,7 +232,7 @@ export async function runChild(
       'no command given: trustrun run [options] -- CMD [ARGS...]',
     );
   }
-  const baseEnv = hooks.env ?? process.env;
+  const baseEnv = process.env;
   const file = await findCommand(argv[0], baseEnv);
   const warn = hooks.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
   const startedAt = Date.now();
@@ -256,9 +240,8 @@ export async function runChild(
   // Watches the child's process tree for sockets that bypass the proxy, and attributes each
   // proxied connection to the process that opened it (its source port, in procfs).
   let monitor: Monitor | null = null;
-  const identify: ProxyDeps['identify'] =
-    hooks.identify ??
-    ((addr, port) => (isLoopback(addr) ? (monitor?.attribute(addr, port) ?? null) : null));
+  const identify: ProxyDeps['identify'] = (addr, port) =>
+    isLoopback(addr) ? (monitor?.attribute(addr, port) ?? null) : null;
 
   const session = await startProxySession(
     { ...opts, host: opts.host ?? '127.0.0.1' },
@@ -337,7 +320,6 @@ export async function runChild(
         // A child that is already gone (it exited at once) has nothing left to watch.
         if (!isTrustRunError(err, 'TR_PROCESS')) throw err;
       }
-      await hooks.onChildSpawned?.(spawned.pid, session);
     }
     const end = await exited;
     if (end.error) {
@@ -370,15 +352,13 @@ export async function runChild(
     for (const [sig, h] of handlers) process.removeListener(sig, h);
   }
 
-  let extra: { destinations?: RunDestination[] } | void = undefined;
   try {
     const direct = monitor ? await stopMonitor(monitor) : [];
-    extra = await hooks.beforeSummary?.(session);
     // Close the listener and whatever the child left open, so every connection's bytes are in.
     await session.proxy.close();
     await session.store.flush();
     const totals = sessionTotals(session.store, session.sessionId);
-    const destinations = [...totals.destinations, ...direct, ...(extra?.destinations ?? [])];
+    const destinations = [...totals.destinations, ...direct];
     const violated = totals.violations.length > 0;
     const exitCode = childStatus === null ? 1 : violated && childStatus === 0 ? 1 : childStatus;
     const summary: RunSummary = {
