@@ -10,7 +10,7 @@ import {
   parseAuthority,
 } from './headers.js';
 import { Relay } from './relay.js';
-import { BodyTap, ByteCounter, Capture } from './tap.js';
+import { BodyTap, ByteCounter, Capture, type PartWriter } from './tap.js';
 import { classifyUpstreamError } from './upstream.js';
 import type { ProxyDeps, ProxyOptions, PolicyGate } from './types.js';
 
@@ -51,6 +51,32 @@ function reply(res: ServerResponse, status: number, text: string, close = false)
  * Checks that a request inside a tunnel names the tunnel's own destination. Returns the reason
  * for refusing it, or null.
  */
+/**
+ * Hands the parts of a long body to the store while it streams (no parts without a record to
+ * attach them to). A part that cannot be written is logged once per body; the request goes on
+ * and its completion shows what was kept.
+ */
+function partWriter(
+  deps: ProxyDeps,
+  id: string | null,
+  field: 'request_body' | 'response_body',
+): PartWriter | null {
+  if (id === null) return null;
+  let failed = false;
+  return (seq, data) => {
+    if (failed) return;
+    try {
+      deps.recorder.addBodyPart(id, field, seq, data);
+    } catch (err) {
+      failed = true;
+      deps.logger.error(
+        { code: (err as { code?: string }).code, err: String(err), request: id, field },
+        'store write failed',
+      );
+    }
+  };
+}
+
 function identityProblem(tunnel: Tunnel, req: IncomingMessage): string | null {
   const raw = req.rawHeaders;
   const hosts = headerCount(raw, 'host');
@@ -236,11 +262,19 @@ export async function handleExchange(
       : req.headers['transfer-encoding'] !== undefined;
   const reqTap = hasBody
     ? full
-      ? new BodyTap(options.maxBody, contentLength(req.headers['content-length']))
+      ? new BodyTap(
+          options.maxBody,
+          contentLength(req.headers['content-length']),
+          partWriter(deps, id, 'request_body'),
+        )
       : new ByteCounter()
     : null;
   if (reqTap) req.pipe(reqTap);
-  const relay = new Relay(res, full ? new Capture(options.maxBody) : null, startedAt);
+  const relay = new Relay(
+    res,
+    full ? new Capture(options.maxBody, null, partWriter(deps, id, 'response_body')) : null,
+    startedAt,
+  );
   let clientGone = false;
   res.once('close', () => {
     if (!res.writableFinished) {

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { contentLength, forwardRawResponseHeaders } from './headers.js';
-import type { Capture } from './tap.js';
+import type { Capture, CapturedBody } from './tap.js';
 
 /**
  * One request forwarded upstream with undici's dispatch API, the response written straight to
@@ -57,7 +57,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   /** The captured head of the response body (full level), for the record. */
-  captured(): { data: Buffer; truncated: boolean; size: number } | null {
+  captured(): CapturedBody | null {
     return this.capture && this.status !== null ? this.capture.capture() : null;
   }
 

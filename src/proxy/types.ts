@@ -53,14 +53,25 @@ export interface FlowRecorder {
     pid?: number | null;
     exe?: string | null;
   }): Promise<string>;
+  /**
+   * Records part `seq` of a long body while it streams (full level); `data` is copied before
+   * this returns (the caller reuses it).
+   */
+  addBodyPart(
+    requestId: string,
+    field: 'request_body' | 'response_body',
+    seq: number,
+    data: Buffer,
+  ): void;
   completeRequest(
     id: string,
     done: {
       endedAt: number;
       status?: number | null;
       responseHeaders?: [string, string][] | null;
-      requestBody?: { data: Buffer; truncated: boolean; size: number } | null;
-      responseBody?: { data: Buffer; truncated: boolean; size: number } | null;
+      /** `parts`: parts already written with addBodyPart; `data` is what follows them. */
+      requestBody?: { data: Buffer; truncated: boolean; size: number; parts: number } | null;
+      responseBody?: { data: Buffer; truncated: boolean; size: number; parts: number } | null;
       requestSize?: number;
       responseSize?: number;
       durationMs?: number;

@@ -4,6 +4,7 @@
  */
 export { openStore } from './store.js';
 export type {
+  BodyField,
   CapturedBody,
   ConnectionInput,
   ConnectionMode,

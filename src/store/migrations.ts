@@ -218,6 +218,25 @@ CREATE TABLE scan_findings (
 CREATE INDEX scan_findings_scan ON scan_findings(scan_id, id);
 `,
   },
+  {
+    version: 3,
+    name: 'bodies stored in parts',
+    // A long body is written part by part while it streams (Store.addBodyPart), each part
+    // sealed on its own; the request row then holds no body and counts the parts. Short bodies,
+    // and all rows written before, keep their body in the request row.
+    sql: `
+ALTER TABLE requests ADD COLUMN request_body_parts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE requests ADD COLUMN response_body_parts INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE body_parts (
+  request_id TEXT NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+  field      TEXT NOT NULL,     -- request_body or response_body
+  seq        INTEGER NOT NULL,  -- 0, 1, 2, ... in body order
+  data       BLOB NOT NULL      -- sealed
+);
+CREATE UNIQUE INDEX body_parts_request ON body_parts(request_id, field, seq);
+`,
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */

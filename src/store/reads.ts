@@ -69,6 +69,9 @@ export interface RequestRecord {
     response_headers: Buffer | null;
     request_body: Buffer | null;
     response_body: Buffer | null;
+    /** Parts of a body stored in body_parts (0: none, or the request did not complete). */
+    request_body_parts: number;
+    response_body_parts: number;
   };
   sessionShreddedAt: number | null;
 }
@@ -137,13 +140,21 @@ export class Reader {
       Record<string, unknown> | undefined;
     if (!row) return null;
     const sealed = this.stmt(
-      `SELECT url, request_headers, response_headers, request_body, response_body
+      `SELECT url, request_headers, response_headers, request_body, response_body,
+         request_body_parts, response_body_parts
        FROM requests WHERE id = ?`,
     ).get(id) as RequestRecord['sealed'];
     const session = this.stmt('SELECT shredded_at AS shreddedAt FROM sessions WHERE id = ?').get(
       row.sessionId,
     ) as { shreddedAt: number | null } | undefined;
     return { row: toRequest(row), sealed, sessionShreddedAt: session?.shreddedAt ?? null };
+  }
+
+  /** The stored parts of a request's body, in order (sealed, not opened). */
+  bodyParts(requestId: string, field: string): { seq: number; data: Buffer }[] {
+    return this.stmt(
+      'SELECT seq, data FROM body_parts WHERE request_id = ? AND field = ? ORDER BY seq',
+    ).all(requestId, field) as { seq: number; data: Buffer }[];
   }
 
   /** One page of `table` ordered by id, after `filters` (also used by scans.ts). */

@@ -33,6 +33,8 @@ import { ScanStore } from './scans.js';
 import {
   CONNECTION_MODES,
   MONITOR_PROTOCOLS,
+  type BodyField,
+  type CapturedBody,
   type ConnectionInput,
   type ConnectionPatch,
   type ConnectionQuery,
@@ -136,6 +138,7 @@ interface Statements {
   insertConnection: Statement;
   updateConnection: Statement;
   insertRequest: Statement;
+  insertBodyPart: Statement;
   completeRequest: Statement;
   completeRequestNoBodies: Statement;
   insertViolation: Statement;
@@ -234,11 +237,16 @@ export class SqliteStore implements Store {
            verdict_action, verdict_rule, violation, pid, exe, url, request_headers)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
+      insertBodyPart: db.prepare(
+        'INSERT INTO body_parts (request_id, field, seq, data) VALUES (?, ?, ?, ?)',
+      ),
       completeRequest: db.prepare(
         `UPDATE requests SET
            ended_at = ?, status = COALESCE(?, status),
            response_headers = COALESCE(?, response_headers),
            request_body = COALESCE(?, request_body), response_body = COALESCE(?, response_body),
+           request_body_parts = COALESCE(?, request_body_parts),
+           response_body_parts = COALESCE(?, response_body_parts),
            request_body_truncated = COALESCE(?, request_body_truncated),
            response_body_truncated = COALESCE(?, response_body_truncated),
            request_size = COALESCE(?, request_size), response_size = COALESCE(?, response_size),
@@ -512,15 +520,21 @@ export class SqliteStore implements Store {
       });
       return;
     }
-    this.bodyBytes += (rq?.data.length ?? 0) + (rs?.data.length ?? 0);
+    // A body that streamed in parts gets its last part here; the row then holds no body.
+    const rqParts = rq === null ? 0 : this.lastPart(key, id, 'request_body', rq);
+    const rsParts = rs === null ? 0 : this.lastPart(key, id, 'response_body', rs);
+    this.bodyBytes +=
+      (rqParts > 0 ? 0 : (rq?.data.length ?? 0)) + (rsParts > 0 ? 0 : (rs?.data.length ?? 0));
     this.writer.enqueue({
       stmt: this.s.completeRequest,
       args: [
         done.endedAt,
         done.status ?? null,
         sealedHeaders,
-        rq === null ? null : sealValue(key, ctx(id, 'request_body'), rq.data),
-        rs === null ? null : sealValue(key, ctx(id, 'response_body'), rs.data),
+        rq === null || rqParts > 0 ? null : sealValue(key, ctx(id, 'request_body'), rq.data),
+        rs === null || rsParts > 0 ? null : sealValue(key, ctx(id, 'response_body'), rs.data),
+        rqParts > 0 ? rqParts : null,
+        rsParts > 0 ? rsParts : null,
         rq === null ? null : rq.truncated ? 1 : 0,
         rs === null ? null : rs.truncated ? 1 : 0,
         done.requestSize ?? rq?.size ?? null,
@@ -532,6 +546,39 @@ export class SqliteStore implements Store {
         id,
       ],
       what: `the completion of request ${id}`,
+    });
+  }
+
+  addBodyPart(requestId: string, field: BodyField, seq: number, data: Buffer): void {
+    this.assertOpen();
+    if (field !== 'request_body' && field !== 'response_body') {
+      oneOf('body field', field, BODY_FIELDS);
+    }
+    if (!Number.isInteger(seq) || seq < 0) {
+      throw new TrustRunError('TR_INTERNAL', `invalid body part number: ${String(seq)}`);
+    }
+    const info = this.openRequests.get(requestId) ?? this.requestInfo(requestId);
+    this.writePart(this.writeKey(info.sessionId), requestId, field, seq, data);
+  }
+
+  /**
+   * For a body whose first `body.parts` parts are written: writes `body.data` as the next part
+   * (when there is any) and returns the number of parts in all; 0 when the body has no parts.
+   */
+  private lastPart(key: DataKey, id: string, field: BodyField, body: CapturedBody): number {
+    const parts = body.parts ?? 0;
+    if (parts === 0) return 0;
+    if (body.data.length === 0) return parts;
+    this.writePart(key, id, field, parts, body.data);
+    return parts + 1;
+  }
+
+  private writePart(key: DataKey, id: string, field: BodyField, seq: number, data: Buffer): void {
+    this.bodyBytes += data.length;
+    this.writer.enqueue({
+      stmt: this.s.insertBodyPart,
+      args: [id, field, seq, sealValue(key, partCtx(id, field, seq), data)],
+      what: `part ${seq} of the ${field.replace('_', ' ')} of request ${id}`,
     });
   }
 
@@ -733,10 +780,12 @@ export class SqliteStore implements Store {
         ).toISOString()}: its URL, headers and bodies can no longer be opened`,
       );
     }
-    const open = (field: keyof RequestRecord['sealed']) => {
+    const open = (field: 'url' | 'request_headers' | 'response_headers' | BodyField) => {
       const blob = rec.sealed[field];
       return blob === null ? null : openValue(this.lookupKey, ctx(id, field), blob);
     };
+    const body = (field: BodyField) =>
+      rec.sealed[field] !== null ? open(field) : this.openParts(id, field, rec.sealed);
     const url = open('url');
     const requestHeaders = open('request_headers');
     const responseHeaders = open('response_headers');
@@ -746,9 +795,30 @@ export class SqliteStore implements Store {
       requestHeaders: requestHeaders === null ? [] : decodeHeaders(requestHeaders.toString('utf8')),
       responseHeaders:
         responseHeaders === null ? null : decodeHeaders(responseHeaders.toString('utf8')),
-      requestBody: open('request_body'),
-      responseBody: open('response_body'),
+      requestBody: body('request_body'),
+      responseBody: body('response_body'),
     };
+  }
+
+  /**
+   * A body stored in parts, opened and joined; null when it has none. A completed request must
+   * have every part it counts; one that never completed (the proxy stopped mid-body) shows the
+   * parts written before it stopped.
+   */
+  private openParts(id: string, field: BodyField, sealed: RequestRecord['sealed']): Buffer | null {
+    const rows = this.reader.bodyParts(id, field);
+    const expected =
+      sealed[field === 'request_body' ? 'request_body_parts' : 'response_body_parts'];
+    if (rows.length === 0 && expected === 0) return null;
+    const missing = rows.length < expected || rows.some((r, i) => r.seq !== i);
+    if (missing) {
+      throw new TrustRunError(
+        'TR_SEAL_OPEN',
+        `the ${field.replace('_', ' ')} of request ${id} is incomplete: ${rows.length} of ${Math.max(expected, rows.length)} parts are stored`,
+      );
+    }
+    const opened = rows.map((r) => openValue(this.lookupKey, partCtx(id, field, r.seq), r.data));
+    return Buffer.concat(opened);
   }
 
   // ---- shredding and retention ---------------------------------------------------------------
@@ -925,6 +995,13 @@ function freezeCounts(id: string): string {
 function ctx(recordId: string, field: string): SealContext {
   return { table: 'requests', recordId, field };
 }
+
+/** A body part's context: its own table, and the part number bound to the request id. */
+function partCtx(requestId: string, field: BodyField, seq: number): SealContext {
+  return { table: 'body_parts', recordId: `${requestId}.${seq}`, field };
+}
+
+const BODY_FIELDS: readonly BodyField[] = ['request_body', 'response_body'];
 
 function normHost(host: string): string {
   return host.toLowerCase();

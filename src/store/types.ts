@@ -138,10 +138,19 @@ export interface RequestInput {
 
 /** A body as captured: at most --max-body bytes of it, and the size actually seen. */
 export interface CapturedBody {
+  /** The captured bytes, or those after the parts already written (see `parts`). */
   data: Buffer;
   truncated: boolean;
   size: number;
+  /**
+   * Parts of this body already written with `addBodyPart` (seq 0 to parts-1); `data` is what
+   * follows them. 0 or absent: `data` is the whole captured body.
+   */
+  parts?: number;
 }
+
+/** The sealed body columns of a request, and the part table's `field` values. */
+export type BodyField = 'request_body' | 'response_body';
 
 /** Fields left out keep their stored value. */
 export interface RequestCompletion {
@@ -474,6 +483,11 @@ export interface Store {
   updateConnection(id: string, patch: ConnectionPatch): void;
   /** Resolves with the id once the row is committed (audit before forward). */
   addRequest(r: RequestInput): Promise<string>;
+  /**
+   * Writes part `seq` of a long body while it streams (full level), sealed; `data` is copied
+   * before this returns. The completion then names how many parts came before its `data`.
+   */
+  addBodyPart(requestId: string, field: BodyField, seq: number, data: Buffer): void;
   completeRequest(id: string, done: RequestCompletion): void;
   addViolation(v: ViolationInput): string;
   flush(): Promise<void>;

@@ -38,9 +38,39 @@ export class MemoryRecorder implements FlowRecorder {
     this.requests.push({ ...r, id });
     return id;
   }
+  /** Body parts written while bodies streamed, by request id and field. */
+  parts = new Map<string, Buffer[]>();
+  addBodyPart(
+    requestId: string,
+    field: 'request_body' | 'response_body',
+    seq: number,
+    data: Buffer,
+  ): void {
+    const key = `${requestId} ${field}`;
+    const list = this.parts.get(key) ?? [];
+    if (seq !== list.length) throw new Error(`part ${seq} of ${key} out of order`);
+    list.push(Buffer.from(data)); // the proxy reuses the buffer
+    this.parts.set(key, list);
+  }
+  /** Records the completion with each body joined from its parts (what a reader of the store sees). */
   completeRequest(id: string, done: Parameters<FlowRecorder['completeRequest']>[1]): void {
     const r = this.requests.find((x) => x.id === id);
-    if (r) Object.assign(r, done);
+    if (!r) return;
+    const joined = (field: 'request_body' | 'response_body', body: typeof done.requestBody) => {
+      if (!body) return body;
+      const parts = this.parts.get(`${id} ${field}`) ?? [];
+      if (parts.length !== body.parts) {
+        throw new Error(
+          `${field} of ${id}: ${body.parts} parts announced, ${parts.length} written`,
+        );
+      }
+      return { ...body, data: Buffer.concat([...parts, body.data]) };
+    };
+    Object.assign(r, {
+      ...done,
+      requestBody: joined('request_body', done.requestBody),
+      responseBody: joined('response_body', done.responseBody),
+    });
   }
   addViolation(v: Parameters<FlowRecorder['addViolation']>[0]): string {
     const id = randomUUID();

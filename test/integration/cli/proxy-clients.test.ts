@@ -3,7 +3,8 @@
  * `eval "$(trustrun ca env)"` plus HTTPS_PROXY, a local HTTPS upstream reached under a
  * real-looking name through --resolve. Then `trustrun requests` shows the redacted log.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +15,7 @@ import { CLI, run } from '../../helpers/proc.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
 import { cleanEnv } from '../../unit/ca/helpers.js';
 import { findMarker } from '../../unit/store/helpers.js';
+import { openStore } from '../../../src/store/index.js';
 
 const HOST = 'api.research-data.org';
 let dir: string;
@@ -222,6 +224,90 @@ describe('trustrun proxy --level full keeps a marker out of every file', () => {
         expect(list.stdout).toContain(`/up/${marker}`);
         // …and yet no file in the data directory holds it in any encoding.
         expect(findMarker(join(own, 'data'), marker)).toEqual([]);
+      } finally {
+        await p.stop();
+        await up.close();
+        await rm(own, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+describe('trustrun proxy --level full records a long body in parts', () => {
+  it.skipIf(!hasCurl)(
+    'a 600 KiB upload echoed back: both bodies read back whole from the store, sealed in parts',
+    async () => {
+      const own = await mkdtemp(join(tmpdir(), 'trustrun-parts-'));
+      const data = join(own, 'data');
+      const ca = await makeTestCa();
+      const caFile = join(own, 'ca.pem');
+      await writeFile(caFile, ca.certPem);
+      const up = await startUpstream({
+        leaf: await makeLeaf(ca, [HOST]),
+        handler: (_req, res, body) => {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          res.end(body);
+        },
+      });
+      // Every 8-byte word names its offset: a part out of place would show.
+      const body = Buffer.alloc(600 * 1024);
+      for (let i = 0; i < body.length; i += 8) body.write(i.toString(36).padStart(8, '.'), i);
+      const bodyFile = join(own, 'body.bin');
+      await writeFile(bodyFile, body);
+      const p = await startCliProxy(
+        [
+          '--level',
+          'full',
+          '--data-dir',
+          data,
+          '--resolve',
+          `${HOST}:443:127.0.0.1:${up.port}`,
+          '--upstream-ca',
+          caFile,
+        ],
+        cleanEnv(),
+      );
+      try {
+        const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${p.url} && `;
+        const out = join(own, 'echo.bin');
+        const r = await run(
+          'sh',
+          [
+            '-c',
+            setup +
+              `curl -sS --fail --data-binary @'${bodyFile}' -o '${out}' 'https://${HOST}/upload'`,
+          ],
+          { env: cleanEnv({ HOME: own }) },
+        );
+        expect(r.stderr).toBe('');
+        expect((await readFile(out)).equals(body)).toBe(true);
+        expect(await p.stop('SIGINT')).toBe(0);
+
+        const store = await openStore({ dataDir: data });
+        try {
+          const [row] = store.listRequests().items;
+          const rec = store.getRequest(row!.id)!;
+          expect(rec.requestBody!.equals(body)).toBe(true);
+          expect(rec.responseBody!.equals(body)).toBe(true);
+          expect(rec.requestBodyTruncated).toBe(false);
+        } finally {
+          await store.close();
+        }
+        const db = new Database(join(data, 'trustrun.db'), { readonly: true });
+        try {
+          // 600 KiB in 256 KiB parts: three parts per body, none of it in the request row.
+          expect(
+            db.prepare('SELECT field, COUNT(*) AS n FROM body_parts GROUP BY field').all(),
+          ).toEqual([
+            { field: 'request_body', n: 3 },
+            { field: 'response_body', n: 3 },
+          ]);
+          expect(db.prepare('SELECT request_body, response_body FROM requests').all()).toEqual([
+            { request_body: null, response_body: null },
+          ]);
+        } finally {
+          db.close();
+        }
       } finally {
         await p.stop();
         await up.close();
