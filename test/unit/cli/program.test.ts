@@ -25,13 +25,14 @@ describe('loading commands on demand', () => {
     expect(commandsFor(argv('--version'))).toEqual([]);
   });
 
-  it('keeps the PKCS#12, Public Suffix List and API code out of a proxy process', () => {
+  it("keeps the PKCS#12, Public Suffix List and API code, and undici's web APIs, out of a proxy process", () => {
     const script = `
       import { createRequire } from 'node:module';
       await import('./dist/cli/commands/proxy.js');
       const loaded = Object.keys(createRequire(import.meta.url).cache);
       console.log(JSON.stringify(loaded.filter((f) => /node_modules\\/(node-forge|tldts|@hono)\\//.test(f))));
       console.log(JSON.stringify(loaded.filter((f) => /node_modules\\/undici\\//.test(f)).length));
+      console.log(JSON.stringify(loaded.filter((f) => /node_modules\\/undici\\/(index\\.js|lib\\/web\\/)/.test(f))));
     `;
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       cwd: new URL('../../..', import.meta.url).pathname,
@@ -40,7 +41,9 @@ describe('loading commands on demand', () => {
       .trim()
       .split('\n');
     expect(JSON.parse(out[0]!)).toEqual([]);
-    // The check sees CommonJS modules: undici (one) is there, as the proxy needs it.
+    // The check sees CommonJS modules: undici (one) is there, as the proxy needs it…
     expect(JSON.parse(out[1]!)).toBeGreaterThan(0);
+    // …but not its main entry with fetch, WebSocket and the rest of its web APIs.
+    expect(JSON.parse(out[2]!)).toEqual([]);
   });
 });
