@@ -3,7 +3,8 @@
  * can start (sign a leaf certificate for the host and build the secure context that serves it).
  *
  *   shipped     LeafMinter as the proxy uses it: one leaf key for the process, contexts that
- *               already hold that key prepared ahead (a new host only loads its certificate)
+ *               already hold that key prepared ahead (a new host only loads its certificate),
+ *               topped up when the host is done with its context (refillSpares)
  *   no-spares   the same key and certificate, but createSecureContext({ key, cert }) per host
  *   key-ec      a new EC P-256 key pair per host (generated, exported, loaded), then the same
  *   key-rsa     a new RSA 2048 key pair per host (the rejected strategy: the key is the cost)
@@ -106,9 +107,16 @@ async function strategies(
     }) satisfies () => Promise<Mint>;
   const make: Record<StrategyName, () => Promise<Mint>> = {
     // A new LeafMinter per batch: its cache must not answer for hosts of an earlier batch.
+    // The proxy calls refillSpares() once a tunnel's exchange is over (the spares are not topped
+    // up in front of the handshake); here a host's use of its context ends once it is returned,
+    // so the call comes on the next turn of the loop, after the host's time was taken.
     shipped: async () => {
       const minter = await LeafMinter.create(ca, { maxEntries: 100_000 });
-      return (host) => minter.getSecureContext(host);
+      return async (host) => {
+        const ctx = await minter.getSecureContext(host);
+        setImmediate(() => minter.refillSpares());
+        return ctx;
+      };
     },
     'no-spares': async () => async (host) => {
       const leaf = await mintLeaf(sharedTemplate, normalizeHost(host));

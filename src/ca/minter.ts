@@ -11,6 +11,11 @@ export interface LeafMinterOptions {
   maxEntries?: number;
   /** How long a context is reused (default 12 hours). */
   ttlMs?: number;
+  /**
+   * When no `refillSpares()` call comes, how long after a spare context was taken the minter
+   * prepares a new one on its own (default 100 ms).
+   */
+  refillAfterMs?: number;
 }
 
 export interface MinterStats {
@@ -43,12 +48,14 @@ export class LeafMinter {
   private hits = 0;
   private readonly spares: SecureContext[] = [];
   private refilling = false;
+  private fallback: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly template: LeafTemplate,
     private readonly key: LeafKey,
     private readonly ttlMs: number,
     maxEntries: number,
+    private readonly refillAfterMs: number,
   ) {
     this.cache = new ExpiringLru(maxEntries);
     for (let i = 0; i < SPARE_CONTEXTS; i++) this.spares.push(this.keyedContext());
@@ -57,6 +64,7 @@ export class LeafMinter {
   static async create(ca: CertificateAuthority, opts: LeafMinterOptions = {}): Promise<LeafMinter> {
     const maxEntries = opts.maxEntries ?? 1000;
     const ttlMs = opts.ttlMs ?? 12 * 3_600_000;
+    const refillAfterMs = opts.refillAfterMs ?? 100;
     if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new TrustRunError(
         'TR_CONFIG',
@@ -64,9 +72,15 @@ export class LeafMinter {
       );
     }
     if (!(ttlMs > 0)) throw new TrustRunError('TR_CONFIG', `ttlMs must be positive, got ${ttlMs}`);
+    if (!(refillAfterMs >= 0)) {
+      throw new TrustRunError(
+        'TR_CONFIG',
+        `refillAfterMs must be zero or more, got ${refillAfterMs}`,
+      );
+    }
     const secrets = caSecrets(ca);
     const key = await processLeafKey();
-    return new LeafMinter(leafTemplate(secrets, key), key, ttlMs, maxEntries);
+    return new LeafMinter(leafTemplate(secrets, key), key, ttlMs, maxEntries, refillAfterMs);
   }
 
   /** The TLS context for `hostname` (SNI, CONNECT host or IP literal), minted on first use. */
@@ -100,13 +114,13 @@ export class LeafMinter {
   /**
    * A secure context serving `certDer` with the shared leaf key. Making a context and loading
    * the key into it is most of the cost of a new host (OpenSSL 3 builds and decodes slowly: a
-   * few milliseconds); contexts that already hold the key are prepared ahead, off the path of
-   * the first request, so a new host only loads its certificate.
+   * millisecond or more); contexts that already hold the key are prepared ahead, so a new host
+   * only loads its certificate.
    */
   private context(certDer: Buffer): SecureContext {
     const ctx = this.spares.pop() ?? this.keyedContext();
     (ctx.context as { setCert(pem: string): void }).setCert(pemEncode('CERTIFICATE', certDer));
-    this.refill();
+    this.refillLater();
     return ctx;
   }
 
@@ -114,14 +128,43 @@ export class LeafMinter {
     return createSecureContext({ key: this.key.keyPem, minVersion: 'TLSv1.2' });
   }
 
-  /** Tops the spares up, one per turn of the event loop. */
-  private refill(): void {
+  /**
+   * Tops the spare contexts up now, one per turn of the event loop. Call it when this thread has
+   * a quiet moment: the proxy does once a tunnel's exchange is over. A context is minted just
+   * before its TLS handshake, and the client's ClientHello arrives a millisecond or two later:
+   * refilling right after the mint would put a millisecond or more of key loading in front of
+   * that handshake. Without a call, the spares are topped up `refillAfterMs` after one was taken.
+   */
+  refillSpares(): void {
+    if (this.spares.length >= SPARE_CONTEXTS) return;
+    if (this.fallback) {
+      clearTimeout(this.fallback);
+      this.fallback = null;
+    }
+    this.refillStep();
+  }
+
+  /** Spares in stock (at most SPARE_CONTEXTS). */
+  get spareCount(): number {
+    return this.spares.length;
+  }
+
+  private refillLater(): void {
+    if (this.fallback || this.refilling || this.spares.length >= SPARE_CONTEXTS) return;
+    this.fallback = setTimeout(() => {
+      this.fallback = null;
+      this.refillStep();
+    }, this.refillAfterMs);
+    this.fallback.unref();
+  }
+
+  private refillStep(): void {
     if (this.refilling || this.spares.length >= SPARE_CONTEXTS) return;
     this.refilling = true;
     setImmediate(() => {
       this.refilling = false;
       if (this.spares.length < SPARE_CONTEXTS) this.spares.push(this.keyedContext());
-      this.refill();
+      this.refillStep();
     }).unref();
   }
 

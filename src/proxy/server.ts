@@ -94,7 +94,8 @@ export class InterceptingProxy {
         res.destroy();
         return;
       }
-      handleExchange(this.env, tunnel, req, res).catch((err: unknown) => {
+      handleExchange(this.env, tunnel, req, res).then(this.quietMoment, (err: unknown) => {
+        this.quietMoment();
         this.deps.logger.error({ err: String(err) }, 'request handling failed');
         res.destroy();
       });
@@ -113,6 +114,15 @@ export class InterceptingProxy {
       kill: (tunnel, verdict) => this.carryOutKill(tunnel, verdict),
     };
   }
+
+  /**
+   * An exchange (its response written) or a tunnel is over: nothing of it waits on this thread
+   * any more, so the certificate source may prepare for the next new host now, rather than in
+   * front of a client's TLS handshake.
+   */
+  private readonly quietMoment = (): void => {
+    this.deps.contexts?.refillSpares?.();
+  };
 
   /** Starts listening; resolves with the bound address. */
   listen(): Promise<AddressInfo> {
@@ -268,6 +278,7 @@ export class InterceptingProxy {
    */
   private finishConnection(tunnel: Tunnel, raw: Socket): void {
     if (!tunnel.connectionId || tunnel.endedAt !== null) return;
+    this.quietMoment();
     tunnel.endedAt = Date.now();
     const f = tunnel.failure;
     this.deps.recorder.updateConnection(tunnel.connectionId, {
@@ -397,10 +408,6 @@ export class InterceptingProxy {
       rawReply(socket, 403, 'Forbidden', refusalBody(connVerdict));
       return;
     }
-    // The leaf for the CONNECT name is minted while the record is committed and the 200 makes its
-    // round trip (the SNI is still checked against this name once the ClientHello arrives).
-    const leaf = mode === 'intercept' ? this.deps.contexts!.getSecureContext(target.host) : null;
-    leaf?.catch(() => undefined);
     // Audit before forward: the connection record is committed before anything is dialed.
     try {
       await this.deps.recorder.flush();
@@ -417,10 +424,7 @@ export class InterceptingProxy {
       }
     }
     if (this.options.level === 'metadata') this.tunnel(tunnel, socket, head);
-    else {
-      const ahead = tunnel.port === 80 ? null : this.dialAhead(tunnel, socket);
-      this.intercept(tunnel, socket, head, leaf!, ahead);
-    }
+    else this.intercept(tunnel, socket, head);
   }
 
   /** Metadata level: a byte-for-byte tunnel; SNI and ALPN are read from the ClientHello. */
@@ -493,14 +497,16 @@ export class InterceptingProxy {
   }
 
   /** headers/full level: terminate TLS with a minted leaf, or parse plain HTTP in the tunnel. */
-  private intercept(
-    tunnel: Tunnel,
-    socket: Socket,
-    head: Buffer,
-    leaf: Promise<SecureContext>,
-    ahead: PreDial | null,
-  ): void {
+  private intercept(tunnel: Tunnel, socket: Socket, head: Buffer): void {
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    // Started once the 200 is on its way, while the client prepares its ClientHello: the leaf for
+    // the CONNECT name (the SNI is still checked against it once the ClientHello arrives), then
+    // the upstream connection, which the first request takes once it has passed the policy and
+    // been recorded. Minting before the 200 would delay it; minting later would make the
+    // handshake wait.
+    const leaf = this.deps.contexts!.getSecureContext(tunnel.host);
+    leaf.catch(() => undefined);
+    let ahead = tunnel.port === 80 ? null : this.dialAhead(tunnel, socket);
     socket.once('close', () => this.finishConnection(tunnel, socket));
     const start = (first: Buffer) => {
       socket.pause();

@@ -103,6 +103,12 @@ export interface PolicyGate {
 /** What the proxy needs from the CA module to intercept TLS. */
 export interface ContextSource {
   getSecureContext(hostname: string): Promise<SecureContext>;
+  /**
+   * A quiet moment on this thread: work that speeds up the next new host (key-holding contexts
+   * made ahead) can be done now instead of in front of a TLS handshake. Called when a tunnel's
+   * exchange is over and when a tunnel closes.
+   */
+  refillSpares?(): void;
 }
 
 /** Who owns a client socket, when that can be found (procfs). */
