@@ -103,7 +103,7 @@ const settings: Settings = {
     ? { '1k-c1': 1500, '1k-c32': 1500, '1m-c32': 1500 }
     : { '1k-c1': 3000, '1k-c32': 4000, '1m-c32': 4000 },
   settleMs: QUICK ? 300 : 700,
-  probes: QUICK ? { newHost: 3, newConn: 3, reuse: 10 } : { newHost: 5, newConn: 5, reuse: 20 },
+  probes: QUICK ? { newHost: 3, newConn: 3, reuse: 10 } : { newHost: 15, newConn: 15, reuse: 20 },
   streamBytes: QUICK ? 256 * 1024 * 1024 : 1024 * 1024 * 1024,
 };
 
