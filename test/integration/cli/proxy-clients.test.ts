@@ -176,6 +176,29 @@ describe('trustrun proxy --level headers with real clients (ca env + HTTPS_PROXY
   });
 });
 
+/**
+ * `trustrun proxy --level full` with its data directory in `own`/data, and the shell commands
+ * that point a client at it (`eval "$(trustrun ca env)"` plus HTTPS_PROXY).
+ */
+async function fullProxy(own: string, upstreamPort: number, caFile: string) {
+  const data = join(own, 'data');
+  const p = await startCliProxy(
+    [
+      '--level',
+      'full',
+      '--data-dir',
+      data,
+      '--resolve',
+      `${HOST}:443:127.0.0.1:${upstreamPort}`,
+      '--upstream-ca',
+      caFile,
+    ],
+    cleanEnv(),
+  );
+  const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${p.url} && `;
+  return { p, data, setup };
+}
+
 describe('trustrun proxy --level full keeps a marker out of every file', () => {
   it.skipIf(!hasCurl)(
     'marker in URL, header and body: recorded, but nowhere in the data directory',
@@ -186,21 +209,8 @@ describe('trustrun proxy --level full keeps a marker out of every file', () => {
       const caFile = join(own, 'ca.pem');
       await writeFile(caFile, ca.certPem);
       const up = await startUpstream({ leaf: await makeLeaf(ca, [HOST]) });
-      const p = await startCliProxy(
-        [
-          '--level',
-          'full',
-          '--data-dir',
-          join(own, 'data'),
-          '--resolve',
-          `${HOST}:443:127.0.0.1:${up.port}`,
-          '--upstream-ca',
-          caFile,
-        ],
-        cleanEnv(),
-      );
+      const { p, data, setup } = await fullProxy(own, up.port, caFile);
       try {
-        const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${join(own, 'data')}")" && export HTTPS_PROXY=${p.url} && `;
         const r = await run(
           'sh',
           [
@@ -214,16 +224,12 @@ describe('trustrun proxy --level full keeps a marker out of every file', () => {
         expect(up.requests.at(-1)!.body.toString()).toContain(marker);
         expect(await p.stop('SIGINT')).toBe(0);
         // It was recorded (readable through the store)…
-        const list = await run(
-          process.execPath,
-          [CLI, 'requests', '--json', '--data-dir', join(own, 'data')],
-          {
-            env: cleanEnv(),
-          },
-        );
+        const list = await run(process.execPath, [CLI, 'requests', '--json', '--data-dir', data], {
+          env: cleanEnv(),
+        });
         expect(list.stdout).toContain(`/up/${marker}`);
         // …and yet no file in the data directory holds it in any encoding.
-        expect(findMarker(join(own, 'data'), marker)).toEqual([]);
+        expect(findMarker(data, marker)).toEqual([]);
       } finally {
         await p.stop();
         await up.close();
@@ -238,7 +244,6 @@ describe('trustrun proxy --level full records a long body in parts', () => {
     'a 600 KiB upload echoed back: both bodies read back whole from the store, sealed in parts',
     async () => {
       const own = await mkdtemp(join(tmpdir(), 'trustrun-parts-'));
-      const data = join(own, 'data');
       const ca = await makeTestCa();
       const caFile = join(own, 'ca.pem');
       await writeFile(caFile, ca.certPem);
@@ -254,21 +259,8 @@ describe('trustrun proxy --level full records a long body in parts', () => {
       for (let i = 0; i < body.length; i += 8) body.write(i.toString(36).padStart(8, '.'), i);
       const bodyFile = join(own, 'body.bin');
       await writeFile(bodyFile, body);
-      const p = await startCliProxy(
-        [
-          '--level',
-          'full',
-          '--data-dir',
-          data,
-          '--resolve',
-          `${HOST}:443:127.0.0.1:${up.port}`,
-          '--upstream-ca',
-          caFile,
-        ],
-        cleanEnv(),
-      );
+      const { p, data, setup } = await fullProxy(own, up.port, caFile);
       try {
-        const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${p.url} && `;
         const out = join(own, 'echo.bin');
         const r = await run(
           'sh',
