@@ -63,6 +63,8 @@ import {
 import { BatchWriter, closedError } from './writer.js';
 
 const DEFAULT_BATCH_MAX = 256;
+/** Body bytes kept queued while commits fail (disk full); beyond, the oldest records are dropped. */
+const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
 const OUTCOME_SET: ReadonlySet<string> = new Set(OUTCOMES);
 const DEFAULT_BUSY_TIMEOUT_MS = 2000;
 /**
@@ -117,7 +119,14 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
         { hint: 'Restore the keys/ directory that was made with this database.' },
       );
     }
-    const store = new SqliteStore(db, master, dataDir, logger, opts.batchMax ?? DEFAULT_BATCH_MAX);
+    const store = new SqliteStore(
+      db,
+      master,
+      dataDir,
+      logger,
+      opts.batchMax ?? DEFAULT_BATCH_MAX,
+      opts.maxRetainedBytes,
+    );
     store.markInterrupted();
     return store;
   } catch (err) {
@@ -174,9 +183,13 @@ export class SqliteStore implements Store {
     readonly dataDir: string,
     private readonly logger: Logger,
     batchMax: number,
+    maxRetainedBytes = DEFAULT_MAX_RETAINED_BYTES,
   ) {
     if (!Number.isInteger(batchMax) || batchMax < 1) {
       throw new TrustRunError('TR_CONFIG', `batchMax must be a whole number of at least 1`);
+    }
+    if (!Number.isInteger(maxRetainedBytes) || maxRetainedBytes < 0) {
+      throw new TrustRunError('TR_CONFIG', `maxRetainedBytes must be a whole number of bytes`);
     }
     this.keySource = master.source;
     this.ownerToken = processToken(process.pid);
@@ -189,6 +202,7 @@ export class SqliteStore implements Store {
     this.writer = new BatchWriter(db, {
       batchMax,
       maxRetained: 100_000,
+      maxRetainedBytes,
       onError: (err) => this.emitError(err),
       afterCommit: () => {
         if (this.checkpointer.running) this.checkpointer.nudge();
@@ -523,16 +537,21 @@ export class SqliteStore implements Store {
     // A body that streamed in parts gets its last part here; the row then holds no body.
     const rqParts = rq === null ? 0 : this.lastPart(key, id, 'request_body', rq);
     const rsParts = rs === null ? 0 : this.lastPart(key, id, 'response_body', rs);
-    this.bodyBytes +=
-      (rqParts > 0 ? 0 : (rq?.data.length ?? 0)) + (rsParts > 0 ? 0 : (rs?.data.length ?? 0));
+    const rqSealed =
+      rq === null || rqParts > 0 ? null : sealValue(key, ctx(id, 'request_body'), rq.data);
+    const rsSealed =
+      rs === null || rsParts > 0 ? null : sealValue(key, ctx(id, 'response_body'), rs.data);
+    const inline = (rqSealed?.length ?? 0) + (rsSealed?.length ?? 0);
+    this.bodyBytes += inline;
     this.writer.enqueue({
       stmt: this.s.completeRequest,
+      bytes: inline,
       args: [
         done.endedAt,
         done.status ?? null,
         sealedHeaders,
-        rq === null || rqParts > 0 ? null : sealValue(key, ctx(id, 'request_body'), rq.data),
-        rs === null || rsParts > 0 ? null : sealValue(key, ctx(id, 'response_body'), rs.data),
+        rqSealed,
+        rsSealed,
         rqParts > 0 ? rqParts : null,
         rsParts > 0 ? rsParts : null,
         rq === null ? null : rq.truncated ? 1 : 0,
@@ -575,9 +594,11 @@ export class SqliteStore implements Store {
 
   private writePart(key: DataKey, id: string, field: BodyField, seq: number, data: Buffer): void {
     this.bodyBytes += data.length;
+    const sealed = sealValue(key, partCtx(id, field, seq), data);
     this.writer.enqueue({
       stmt: this.s.insertBodyPart,
-      args: [id, field, seq, sealValue(key, partCtx(id, field, seq), data)],
+      bytes: sealed.length,
+      args: [id, field, seq, sealed],
       what: `part ${seq} of the ${field.replace('_', ' ')} of request ${id}`,
     });
   }

@@ -22,6 +22,11 @@ export interface StoreOptions {
   batchMax?: number;
   /** How long a write waits for another process's lock before failing (default 2000 ms). */
   busyTimeoutMs?: number;
+  /**
+   * Most bytes of bodies kept queued while commits fail, e.g. on a full disk (default 64 MiB);
+   * beyond it the oldest queued records are dropped and reported.
+   */
+  maxRetainedBytes?: number;
 }
 
 export interface SessionInput {

@@ -11,7 +11,9 @@ import { describeSqliteError, type Db } from './db.js';
  * When a commit fails (disk full, database locked or closed): waiters are rejected with
  * TR_STORE_UNAVAILABLE at once (the proxy then refuses the request); the other operations are
  * kept, in order, and tried again with the next batch or after a short back-off, up to
- * `maxRetained` of them; `healthy` is false until a commit succeeds.
+ * `maxRetained` of them holding up to `maxRetainedBytes` of payload (bodies), so that a full disk
+ * at the full level cannot grow the process without bound; `healthy` is false until a commit
+ * succeeds.
  */
 export interface WriteOp {
   stmt: Statement;
@@ -19,6 +21,8 @@ export interface WriteOp {
   /** What the operation writes, for error messages (never data). */
   what: string;
   waiter?: Waiter;
+  /** Bytes of payload it holds (sealed bodies), counted against `maxRetainedBytes`. */
+  bytes?: number;
 }
 
 /** Settles the promise of an operation that a caller awaits (made once per operation, no closures). */
@@ -39,7 +43,10 @@ function rejectWaiter(w: Waiter | undefined, err: Error): void {
 
 export interface WriterOptions {
   batchMax: number;
+  /** Most operations kept for a retry while commits fail (the oldest are dropped first). */
   maxRetained: number;
+  /** Most payload bytes kept for a retry while commits fail (the oldest are dropped first). */
+  maxRetainedBytes: number;
   onError: (err: TrustRunError) => void;
   /** Called after each successful commit (e.g. to schedule a checkpoint). */
   afterCommit?: () => void;
@@ -190,7 +197,13 @@ export class BatchWriter {
       if (op.waiter) rejectWaiter(op.waiter, err);
       else keep.push(op);
     }
-    const over = keep.length - this.opts.maxRetained;
+    let over = Math.max(0, keep.length - this.opts.maxRetained);
+    let bytes = 0;
+    for (let i = over; i < keep.length; i++) bytes += keep[i]!.bytes ?? 0;
+    while (bytes > this.opts.maxRetainedBytes && over < keep.length) {
+      bytes -= keep[over]!.bytes ?? 0;
+      over++;
+    }
     if (over > 0) {
       keep.splice(0, over);
       this.stats.droppedOps += over;

@@ -13,7 +13,9 @@ afterEach(async () => {
   temp.cleanup();
 });
 
-async function newStore(opts: { batchMax?: number; busyTimeoutMs?: number } = {}) {
+async function newStore(
+  opts: { batchMax?: number; busyTimeoutMs?: number; maxRetainedBytes?: number } = {},
+) {
   const dataDir = temp.make();
   const store = await openStore({ dataDir, ...opts });
   cleanups.push(() => store.close().catch(() => undefined));
@@ -150,6 +152,33 @@ describe('batching writer', () => {
     expect(store.getRequest(id)?.url).toBe('/v1/patients/12345?include=labs');
     expect(store.getRequest(first!.id)?.responseBody?.equals(body)).toBe(true);
     expect(store.listConnections({ sessionId: s.id }).items.map((c) => c.id)).toEqual([conn]);
+  });
+
+  it('keeps at most maxRetainedBytes of bodies queued while the disk is full, dropping the oldest', async () => {
+    const { store, db } = await newStore({ maxRetainedBytes: 1024 * 1024 });
+    const s = store.startSession({ kind: 'proxy', level: 'full' });
+    const id = await store.addRequest(requestInput(s.id));
+    const errors: string[] = [];
+    store.onError((e) => errors.push(e.message));
+    const pages = db.pragma('page_count', { simple: true }) as number;
+    db.pragma(`max_page_count = ${pages}`);
+    // Eight parts of 256 KiB, one per turn: each commit fails and the queue is cut to 1 MiB.
+    const part = Buffer.alloc(256 * 1024);
+    for (let seq = 0; seq < 8; seq++) {
+      store.addBodyPart(id, 'response_body', seq, part.fill(seq));
+      await expectCode(() => store.flush(), 'TR_STORE_UNAVAILABLE');
+    }
+    // A sealed part is 256 KiB + 41 bytes: three fit in 1 MiB, four do not.
+    expect(store.stats.pending).toBe(3);
+    expect(store.stats.droppedOps).toBe(5);
+    expect(errors.some((m) => /queued records were dropped/.test(m))).toBe(true);
+
+    db.pragma('max_page_count = 1073741823');
+    await store.flush();
+    const kept = otherConnection(store.dataDir)
+      .prepare('SELECT seq FROM body_parts WHERE request_id = ? ORDER BY seq')
+      .all(id) as { seq: number }[];
+    expect(kept.map((r) => r.seq)).toEqual([5, 6, 7]);
   });
 
   it('rejects requests while another process holds the database locked, then recovers', async () => {
