@@ -53,8 +53,8 @@ function reply(res: ServerResponse, status: number, text: string, close = false)
  */
 /**
  * Hands the parts of a long body to the store while it streams (no parts without a record to
- * attach them to). A part that cannot be written is logged once per body; the request goes on
- * and its completion shows what was kept.
+ * attach them to). A part that cannot be written is logged once per body; the request goes on,
+ * and reading the record shows the parts that were kept with a note that the rest are missing.
  */
 function partWriter(
   deps: ProxyDeps,

@@ -9,9 +9,9 @@ import type { Resolver } from './resolve.js';
 /**
  * undici's main entry also loads fetch, WebSocket, EventSource, the caches and the mocks (+20 MB
  * of RSS when imported alone, against +11 MB for these two modules; a proxy after load has about
- * 5 MB less). The proxy needs only the Agent and the connector, loaded from their modules in the
- * locked undici; test/unit/proxy/undici.test.ts checks that they are the classes the main entry
- * exports.
+ * 5 MB less). The proxy needs only the Agent and the connector, loaded from their modules. The
+ * paths are not undici's public API, so package.json pins its exact version, and
+ * test/unit/proxy/undici.test.ts checks that they are the classes the main entry exports.
  */
 const requireUndici = createRequire(import.meta.url);
 export const UndiciAgent = requireUndici('undici/lib/dispatcher/agent.js') as typeof Agent;

@@ -543,28 +543,37 @@ export class SqliteStore implements Store {
       rs === null || rsParts > 0 ? null : sealValue(key, ctx(id, 'response_body'), rs.data);
     const inline = (rqSealed?.length ?? 0) + (rsSealed?.length ?? 0);
     this.bodyBytes += inline;
+    const args = [
+      done.endedAt,
+      done.status ?? null,
+      sealedHeaders,
+      rqSealed,
+      rsSealed,
+      rqParts > 0 ? rqParts : null,
+      rsParts > 0 ? rsParts : null,
+      rq === null ? null : rq.truncated ? 1 : 0,
+      rs === null ? null : rs.truncated ? 1 : 0,
+      done.requestSize ?? rq?.size ?? null,
+      done.responseSize ?? rs?.size ?? null,
+      durationMs,
+      done.ttfbMs ?? null,
+      done.outcome,
+      done.reason ?? null,
+      id,
+    ];
+    const what = `the completion of request ${id}`;
+    // Should a full disk force the queue to shed this body, the completion is kept without it,
+    // its parts count set to BODY_NOT_STORED so that reads say so.
+    const lighter = [...args];
+    if (rqSealed !== null) [lighter[3], lighter[5]] = [null, BODY_NOT_STORED];
+    if (rsSealed !== null) [lighter[4], lighter[6]] = [null, BODY_NOT_STORED];
+    const stmt = this.s.completeRequest;
     this.writer.enqueue({
-      stmt: this.s.completeRequest,
+      stmt,
+      args,
+      what,
       bytes: inline,
-      args: [
-        done.endedAt,
-        done.status ?? null,
-        sealedHeaders,
-        rqSealed,
-        rsSealed,
-        rqParts > 0 ? rqParts : null,
-        rsParts > 0 ? rsParts : null,
-        rq === null ? null : rq.truncated ? 1 : 0,
-        rs === null ? null : rs.truncated ? 1 : 0,
-        done.requestSize ?? rq?.size ?? null,
-        done.responseSize ?? rs?.size ?? null,
-        durationMs,
-        done.ttfbMs ?? null,
-        done.outcome,
-        done.reason ?? null,
-        id,
-      ],
-      what: `the completion of request ${id}`,
+      lighter: inline > 0 ? { stmt, args: lighter, what } : null,
     });
   }
 
@@ -587,14 +596,21 @@ export class SqliteStore implements Store {
   private lastPart(key: DataKey, id: string, field: BodyField, body: CapturedBody): number {
     const parts = body.parts ?? 0;
     if (parts === 0) return 0;
-    if (body.data.length === 0) return parts;
-    this.writePart(key, id, field, parts, body.data);
+    // The proxy hands a part over only when more bytes follow it: the last one comes here.
+    this.writePart(key, id, field, parts, body.data, true);
     return parts + 1;
   }
 
-  private writePart(key: DataKey, id: string, field: BodyField, seq: number, data: Buffer): void {
+  private writePart(
+    key: DataKey,
+    id: string,
+    field: BodyField,
+    seq: number,
+    data: Buffer,
+    last = false,
+  ): void {
     this.bodyBytes += data.length;
-    const sealed = sealValue(key, partCtx(id, field, seq), data);
+    const sealed = sealValue(key, partCtx(id, field, seq, last), data);
     this.writer.enqueue({
       stmt: this.s.insertBodyPart,
       bytes: sealed.length,
@@ -806,7 +822,9 @@ export class SqliteStore implements Store {
       return blob === null ? null : openValue(this.lookupKey, ctx(id, field), blob);
     };
     const body = (field: BodyField) =>
-      rec.sealed[field] !== null ? open(field) : this.openParts(id, field, rec.sealed);
+      rec.sealed[field] !== null ? { data: open(field) } : this.openParts(id, field, rec.sealed);
+    const requestBody = body('request_body');
+    const responseBody = body('response_body');
     const url = open('url');
     const requestHeaders = open('request_headers');
     const responseHeaders = open('response_headers');
@@ -816,30 +834,61 @@ export class SqliteStore implements Store {
       requestHeaders: requestHeaders === null ? [] : decodeHeaders(requestHeaders.toString('utf8')),
       responseHeaders:
         responseHeaders === null ? null : decodeHeaders(responseHeaders.toString('utf8')),
-      requestBody: body('request_body'),
-      responseBody: body('response_body'),
+      requestBody: requestBody.data,
+      responseBody: responseBody.data,
+      ...(requestBody.note !== undefined ? { requestBodyNote: requestBody.note } : {}),
+      ...(responseBody.note !== undefined ? { responseBodyNote: responseBody.note } : {}),
     };
   }
 
   /**
-   * A body stored in parts, opened and joined; null when it has none. A completed request must
-   * have every part it counts; one that never completed (the proxy stopped mid-body) shows the
-   * parts written before it stopped.
+   * A body stored in parts, opened and joined, with a note when it is not all there; null when
+   * it has none. The last part of a completed body is sealed as the last (partCtx), so a body
+   * cut short after it was stored does not open as if whole. Parts missing (dropped while the
+   * store could not be written, or removed since) give the intact head and a note saying how
+   * many are stored; a request that never completed (the proxy stopped mid-body) shows the parts
+   * written before it stopped. A part that does not open refuses the request (TR_SEAL_OPEN).
    */
-  private openParts(id: string, field: BodyField, sealed: RequestRecord['sealed']): Buffer | null {
-    const rows = this.reader.bodyParts(id, field);
+  private openParts(
+    id: string,
+    field: BodyField,
+    sealed: RequestRecord['sealed'],
+  ): { data: Buffer | null; note?: string } {
     const expected =
       sealed[field === 'request_body' ? 'request_body_parts' : 'response_body_parts'];
-    if (rows.length === 0 && expected === 0) return null;
-    const missing = rows.length < expected || rows.some((r, i) => r.seq !== i);
-    if (missing) {
+    if (expected === BODY_NOT_STORED) {
+      return { data: null, note: 'not stored: dropped while the store could not be written' };
+    }
+    const rows = this.reader.bodyParts(id, field);
+    if (rows.length === 0 && expected === 0) return { data: null };
+    if (expected > 0 && rows.some((r) => r.seq >= expected)) {
       throw new TrustRunError(
         'TR_SEAL_OPEN',
-        `the ${field.replace('_', ' ')} of request ${id} is incomplete: ${rows.length} of ${Math.max(expected, rows.length)} parts are stored`,
+        `the ${field.replace('_', ' ')} of request ${id} has more parts stored than it was written with`,
       );
     }
-    const opened = rows.map((r) => openValue(this.lookupKey, partCtx(id, field, r.seq), r.data));
-    return Buffer.concat(opened);
+    let intact = 0;
+    while (intact < rows.length && rows[intact]!.seq === intact) intact++;
+    const opened = rows
+      .slice(0, intact)
+      .map((r) =>
+        openValue(this.lookupKey, partCtx(id, field, r.seq, r.seq === expected - 1), r.data),
+      );
+    const data = intact > 0 ? Buffer.concat(opened) : null;
+    if (expected === 0) {
+      const gap = rows.length > intact ? ` (and ${rows.length - intact} after a gap)` : '';
+      return {
+        data,
+        note: `the request did not complete: ${intact} part(s) of its body were stored${gap}`,
+      };
+    }
+    if (intact < expected) {
+      return {
+        data,
+        note: `incomplete: the first ${intact} of ${expected} parts are stored (${rows.length} in all)`,
+      };
+    }
+    return { data };
   }
 
   // ---- shredding and retention ---------------------------------------------------------------
@@ -1017,12 +1066,18 @@ function ctx(recordId: string, field: string): SealContext {
   return { table: 'requests', recordId, field };
 }
 
-/** A body part's context: its own table, and the part number bound to the request id. */
-function partCtx(requestId: string, field: BodyField, seq: number): SealContext {
-  return { table: 'body_parts', recordId: `${requestId}.${seq}`, field };
+/**
+ * A body part's context: its own table, the part number bound to the request id, and for the
+ * last part of a completed body a mark saying so (a body cut short does not open as whole).
+ */
+function partCtx(requestId: string, field: BodyField, seq: number, last = false): SealContext {
+  return { table: 'body_parts', recordId: `${requestId}.${seq}${last ? '.last' : ''}`, field };
 }
 
 const BODY_FIELDS: readonly BodyField[] = ['request_body', 'response_body'];
+
+/** A parts count meaning: the body was captured but dropped before it could be stored. */
+const BODY_NOT_STORED = -1;
 
 function normHost(host: string): string {
   return host.toLowerCase();

@@ -209,6 +209,9 @@ export interface RequestDetail extends RequestRow {
   responseHeaders: HeaderList | null;
   requestBody: Buffer | null;
   responseBody: Buffer | null;
+  /** Set when the body is not all there: parts missing or never written (says which). */
+  requestBodyNote?: string;
+  responseBodyNote?: string;
 }
 
 export interface ViolationInput {

@@ -12,8 +12,9 @@ import { describeSqliteError, type Db } from './db.js';
  * TR_STORE_UNAVAILABLE at once (the proxy then refuses the request); the other operations are
  * kept, in order, and tried again with the next batch or after a short back-off, up to
  * `maxRetained` of them holding up to `maxRetainedBytes` of payload (bodies), so that a full disk
- * at the full level cannot grow the process without bound; `healthy` is false until a commit
- * succeeds.
+ * at the full level cannot grow the process without bound. Past the byte bound the oldest
+ * payloads go first (a body part is dropped, a completion loses its bodies but keeps the rest);
+ * past the count bound the oldest operations. `healthy` is false until a commit succeeds.
  */
 export interface WriteOp {
   stmt: Statement;
@@ -23,6 +24,11 @@ export interface WriteOp {
   waiter?: Waiter;
   /** Bytes of payload it holds (sealed bodies), counted against `maxRetainedBytes`. */
   bytes?: number;
+  /**
+   * For an operation with `bytes`: the same write without its payload, used when the payload
+   * must go to stay within `maxRetainedBytes` (null: the operation is all payload, dropped whole).
+   */
+  lighter?: WriteOp | null;
 }
 
 /** Settles the promise of an operation that a caller awaits (made once per operation, no closures). */
@@ -183,6 +189,25 @@ export class BatchWriter {
     return null;
   }
 
+  /**
+   * Keeps the payload bytes of `queue` within maxRetainedBytes by shedding the oldest payloads
+   * (in place: an operation becomes its `lighter` form, or DROPPED); returns how many went.
+   */
+  private shedPayloads(queue: WriteOp[]): number {
+    let bytes = 0;
+    for (const op of queue) bytes += op.bytes ?? 0;
+    let shed = 0;
+    for (let i = 0; i < queue.length && bytes > this.opts.maxRetainedBytes; i++) {
+      const op = queue[i]!;
+      if (!op.bytes) continue;
+      bytes -= op.bytes;
+      queue[i] = op.lighter ?? DROPPED;
+      if (!op.lighter) this.stats.droppedOps++;
+      shed++;
+    }
+    return shed;
+  }
+
   private fail(batch: WriteOp[], cause: unknown): TrustRunError {
     this.healthy = false;
     this.stats.failedCommits++;
@@ -197,23 +222,23 @@ export class BatchWriter {
       if (op.waiter) rejectWaiter(op.waiter, err);
       else keep.push(op);
     }
-    let over = Math.max(0, keep.length - this.opts.maxRetained);
-    let bytes = 0;
-    for (let i = over; i < keep.length; i++) bytes += keep[i]!.bytes ?? 0;
-    while (bytes > this.opts.maxRetainedBytes && over < keep.length) {
-      bytes -= keep[over]!.bytes ?? 0;
-      over++;
-    }
+    const over = Math.max(0, keep.length - this.opts.maxRetained);
     if (over > 0) {
       keep.splice(0, over);
       this.stats.droppedOps += over;
     }
-    this.queue = keep;
+    const shed = this.shedPayloads(keep);
+    this.queue = keep.filter((op) => op !== DROPPED);
     this.opts.onError(
-      over > 0
+      over + shed > 0
         ? new TrustRunError(
             'TR_STORE_UNAVAILABLE',
-            `${err.message}; ${over} queued records were dropped`,
+            `${err.message}; ${[
+              over > 0 ? `${over} queued records were dropped` : '',
+              shed > 0 ? `${shed} queued bodies or body parts were dropped` : '',
+            ]
+              .filter(Boolean)
+              .join(', ')}`,
             {
               cause,
             },
@@ -231,6 +256,9 @@ export class BatchWriter {
     return err;
   }
 }
+
+/** Marks a dropped operation in the retry queue while it is being cut. */
+const DROPPED: WriteOp = { stmt: null as unknown as Statement, args: [], what: 'dropped' };
 
 /** Errors that concern one row (the batch can go on without it), not the database. */
 function isRowError(err: unknown): boolean {

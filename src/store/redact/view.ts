@@ -22,12 +22,20 @@ function header(headers: readonly [string, string][] | null, name: string): stri
 function body(
   data: Buffer | null,
   headers: readonly [string, string][] | null,
+  storeNote: string | undefined,
 ): RedactedBody | null {
-  if (data === null) return null;
-  return redactBody(data, {
+  if (data === null) {
+    return storeNote === undefined
+      ? null
+      : { text: null, applied: [], binary: false, note: storeNote };
+  }
+  const b = redactBody(data, {
     contentType: header(headers, 'content-type'),
     contentEncoding: header(headers, 'content-encoding'),
   });
+  if (storeNote !== undefined)
+    b.note = b.note === undefined ? storeNote : `${storeNote}; ${b.note}`;
+  return b;
 }
 
 /** scheme://host[:port] of a request (the port only when it is not the scheme's default). */
@@ -53,8 +61,8 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
   const url = redactUrl(absoluteUrl(detail, detail.url));
   const reqHeaders = redactHeaders(detail.requestHeaders);
   const resHeaders = detail.responseHeaders ? redactHeaders(detail.responseHeaders) : null;
-  const requestBody = body(detail.requestBody, detail.requestHeaders);
-  const responseBody = body(detail.responseBody, detail.responseHeaders);
+  const requestBody = body(detail.requestBody, detail.requestHeaders, detail.requestBodyNote);
+  const responseBody = body(detail.responseBody, detail.responseHeaders, detail.responseBodyNote);
   return {
     ...detail,
     url: url.url,

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../../src/store/index.js';
+import { redactRequest } from '../../../src/store/redact/index.js';
 import { TempDirs, expectCode, findMarker, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
@@ -111,7 +112,7 @@ describe('bodies stored in parts', () => {
     expect(findMarker(dataDir, marker)).toEqual([]);
   });
 
-  it('shows the parts written before the proxy stopped mid-body', async () => {
+  it('shows the parts written before the proxy stopped mid-body, and says so', async () => {
     const { store, session } = await open();
     const body = numbered(4 * PART);
     const { id, parts } = await streamed(store, session, body, false);
@@ -119,14 +120,50 @@ describe('bodies stored in parts', () => {
     const got = store.getRequest(id)!;
     expect(got.outcome).toBeNull();
     expect(got.responseBody!.equals(body.subarray(0, 3 * PART))).toBe(true);
+    expect(got.responseBodyNote).toBe(
+      'the request did not complete: 3 part(s) of its body were stored',
+    );
+    expect(got.requestBodyNote).toBeUndefined();
   });
 
-  it('refuses a completed body with a part missing, naming the request', async () => {
+  it('shows the intact head of a body with a part missing, with a note every reader shows', async () => {
+    const { dataDir, store, session } = await open();
+    const body = numbered(3 * PART + 10);
+    const { id } = await streamed(store, session, body);
+    rawDb(dataDir).prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 1').run(id);
+    const got = store.getRequest(id)!;
+    expect(got.url).toBe('/v1/patients/12345?include=labs'); // the rest of the record opens
+    expect(got.status).toBe(200);
+    expect(got.responseBody!.equals(body.subarray(0, PART))).toBe(true);
+    expect(got.responseBodyNote).toBe('incomplete: the first 1 of 4 parts are stored (3 in all)');
+    expect(redactRequest(got).responseBody!.note).toMatch(/^incomplete: the first 1 of 4 parts/);
+  });
+
+  it('does not open a body cut short after it was stored (the last part is sealed as the last)', async () => {
     const { dataDir, store, session } = await open();
     const { id } = await streamed(store, session, numbered(3 * PART + 10));
-    rawDb(dataDir).prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 1').run(id);
+    const db = rawDb(dataDir);
+    db.prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 3').run(id);
+    // Lowering the count to the parts left makes part 2 the last: it was not sealed as one.
+    db.prepare('UPDATE requests SET response_body_parts = 3 WHERE id = ?').run(id);
     await expectCode(() => store.getRequest(id), 'TR_SEAL_OPEN');
-    expect(() => store.getRequest(id)).toThrow(new RegExp(`request ${id} is incomplete: 3 of 4`));
+    // Nor does a count of 0 ("never completed") open the real last part as an ordinary one.
+    const b = await streamed(store, session, numbered(2 * PART + 10));
+    db.prepare('UPDATE requests SET response_body_parts = 0 WHERE id = ?').run(b.id);
+    await expectCode(() => store.getRequest(b.id), 'TR_SEAL_OPEN');
+  });
+
+  it('refuses parts stored beyond the count the completion wrote', async () => {
+    const { dataDir, store, session } = await open();
+    const { id } = await streamed(store, session, numbered(2 * PART + 10));
+    const db = rawDb(dataDir);
+    const p0 = db
+      .prepare('SELECT data FROM body_parts WHERE request_id = ? AND seq = 0')
+      .get(id) as { data: Buffer };
+    db.prepare(
+      "INSERT INTO body_parts (request_id, field, seq, data) VALUES (?, 'response_body', 7, ?)",
+    ).run(id, p0.data);
+    await expectCode(() => store.getRequest(id), 'TR_SEAL_OPEN');
   });
 
   it('detects parts swapped in order or moved to another request', async () => {

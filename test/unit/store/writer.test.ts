@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/index.js';
 import type { SqliteStore } from '../../../src/store/store.js';
-import { TempDirs, expectCode, requestInput } from './helpers.js';
+import { TempDirs, blockVerdict, expectCode, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
 const cleanups: (() => unknown)[] = [];
@@ -154,31 +154,60 @@ describe('batching writer', () => {
     expect(store.listConnections({ sessionId: s.id }).items.map((c) => c.id)).toEqual([conn]);
   });
 
-  it('keeps at most maxRetainedBytes of bodies queued while the disk is full, dropping the oldest', async () => {
+  it('keeps at most maxRetainedBytes of bodies queued on a full disk, shedding the oldest bodies, never the records', async () => {
     const { store, db } = await newStore({ maxRetainedBytes: 1024 * 1024 });
     const s = store.startSession({ kind: 'proxy', level: 'full' });
-    const id = await store.addRequest(requestInput(s.id));
+    const a = await store.addRequest(requestInput(s.id));
+    const b = await store.addRequest(requestInput(s.id));
     const errors: string[] = [];
     store.onError((e) => errors.push(e.message));
     const pages = db.pragma('page_count', { simple: true }) as number;
     db.pragma(`max_page_count = ${pages}`);
-    // Eight parts of 256 KiB, one per turn: each commit fails and the queue is cut to 1 MiB.
+
+    // Queued while nothing can be written: a completion with a 200 KiB body, a violation, then
+    // eight 256 KiB parts of another body, one per turn (each commit fails, the queue is cut).
+    const inline = Buffer.alloc(200 * 1024, 0x61);
+    store.completeRequest(a, {
+      endedAt: Date.now(),
+      status: 201,
+      responseBody: { data: inline, truncated: false, size: inline.length },
+      outcome: 'ok',
+    });
+    const violation = store.addViolation({
+      sessionId: s.id,
+      time: Date.now(),
+      host: 'api.example.com',
+      port: 443,
+      verdict: blockVerdict,
+      enforced: true,
+    });
+    await expectCode(() => store.flush(), 'TR_STORE_UNAVAILABLE');
     const part = Buffer.alloc(256 * 1024);
     for (let seq = 0; seq < 8; seq++) {
-      store.addBodyPart(id, 'response_body', seq, part.fill(seq));
+      store.addBodyPart(b, 'response_body', seq, part.fill(seq));
       await expectCode(() => store.flush(), 'TR_STORE_UNAVAILABLE');
     }
-    // A sealed part is 256 KiB + 41 bytes: three fit in 1 MiB, four do not.
-    expect(store.stats.pending).toBe(3);
+    // The oldest body went first (the completion stays, without it), then the oldest parts: a
+    // sealed part is 256 KiB + 41 bytes, so three fit in 1 MiB.
+    expect(store.stats.pending).toBe(2 + 3);
     expect(store.stats.droppedOps).toBe(5);
-    expect(errors.some((m) => /queued records were dropped/.test(m))).toBe(true);
+    expect(errors.some((m) => /queued bodies or body parts were dropped/.test(m))).toBe(true);
 
     db.pragma('max_page_count = 1073741823');
     await store.flush();
+    const ra = store.getRequest(a)!;
+    expect(ra.status).toBe(201);
+    expect(ra.outcome).toBe('ok');
+    expect(ra.responseBody).toBeNull();
+    expect(ra.responseBodyNote).toBe('not stored: dropped while the store could not be written');
+    expect(store.listViolations({ sessionId: s.id }).items.map((v) => v.id)).toEqual([violation]);
     const kept = otherConnection(store.dataDir)
       .prepare('SELECT seq FROM body_parts WHERE request_id = ? ORDER BY seq')
-      .all(id) as { seq: number }[];
+      .all(b) as { seq: number }[];
     expect(kept.map((r) => r.seq)).toEqual([5, 6, 7]);
+    expect(store.getRequest(b)!.responseBodyNote).toBe(
+      'the request did not complete: 0 part(s) of its body were stored (and 3 after a gap)',
+    );
   });
 
   it('rejects requests while another process holds the database locked, then recovers', async () => {
