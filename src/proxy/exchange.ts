@@ -12,7 +12,7 @@ import {
 import { Relay } from './relay.js';
 import { BodyTap, ByteCounter, Capture, type PartWriter } from './tap.js';
 import { classifyUpstreamError } from './upstream.js';
-import type { ProxyDeps, ProxyOptions, PolicyGate } from './types.js';
+import type { BodyField, ProxyDeps, ProxyOptions, PolicyGate } from './types.js';
 
 /** What one request needs from the proxy around it. */
 export interface ExchangeEnv {
@@ -56,11 +56,7 @@ function reply(res: ServerResponse, status: number, text: string, close = false)
  * attach them to). A part that cannot be written is logged once per body; the request goes on,
  * and reading the record shows the parts that were kept with a note that the rest are missing.
  */
-function partWriter(
-  deps: ProxyDeps,
-  id: string | null,
-  field: 'request_body' | 'response_body',
-): PartWriter | null {
+function partWriter(deps: ProxyDeps, id: string | null, field: BodyField): PartWriter | null {
   if (id === null) return null;
   let failed = false;
   return (seq, data) => {

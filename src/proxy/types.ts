@@ -1,6 +1,10 @@
 import type { SecureContext } from 'node:tls';
 import type { CaptureLevel, Logger, Outcome, Subject, Verdict } from '../core/index.js';
 import type { ResolveRule } from './resolve.js';
+import type { CapturedBody } from './tap.js';
+
+/** The two bodies of a request, as the store names them. */
+export type BodyField = 'request_body' | 'response_body';
 
 /**
  * What the proxy needs from the store. The store module implements it; the proxy never opens a
@@ -57,12 +61,7 @@ export interface FlowRecorder {
    * Records part `seq` of a long body while it streams (full level); `data` is copied before
    * this returns (the caller reuses it).
    */
-  addBodyPart(
-    requestId: string,
-    field: 'request_body' | 'response_body',
-    seq: number,
-    data: Buffer,
-  ): void;
+  addBodyPart(requestId: string, field: BodyField, seq: number, data: Buffer): void;
   completeRequest(
     id: string,
     done: {
@@ -70,8 +69,8 @@ export interface FlowRecorder {
       status?: number | null;
       responseHeaders?: [string, string][] | null;
       /** `parts`: parts already written with addBodyPart; `data` is what follows them. */
-      requestBody?: { data: Buffer; truncated: boolean; size: number; parts: number } | null;
-      responseBody?: { data: Buffer; truncated: boolean; size: number; parts: number } | null;
+      requestBody?: CapturedBody | null;
+      responseBody?: CapturedBody | null;
       requestSize?: number;
       responseSize?: number;
       durationMs?: number;

@@ -60,7 +60,7 @@ import {
   type ViolationInput,
   type ViolationQuery,
 } from './types.js';
-import { BatchWriter, closedError } from './writer.js';
+import { BatchWriter, closedError, type WriteOp } from './writer.js';
 
 const DEFAULT_BATCH_MAX = 256;
 /** Body bytes kept queued while commits fail (disk full); beyond, the oldest records are dropped. */
@@ -564,24 +564,20 @@ export class SqliteStore implements Store {
     const what = `the completion of request ${id}`;
     // Should a full disk force the queue to shed this body, the completion is kept without it,
     // its parts count set to BODY_NOT_STORED so that reads say so.
-    const lighter = [...args];
-    if (rqSealed !== null) [lighter[3], lighter[5]] = [null, BODY_NOT_STORED];
-    if (rsSealed !== null) [lighter[4], lighter[6]] = [null, BODY_NOT_STORED];
     const stmt = this.s.completeRequest;
-    this.writer.enqueue({
-      stmt,
-      args,
-      what,
-      bytes: inline,
-      lighter: inline > 0 ? { stmt, args: lighter, what } : null,
-    });
+    let lighter: WriteOp | null = null;
+    if (inline > 0) {
+      const light = [...args];
+      if (rqSealed !== null) [light[3], light[5]] = [null, BODY_NOT_STORED];
+      if (rsSealed !== null) [light[4], light[6]] = [null, BODY_NOT_STORED];
+      lighter = { stmt, args: light, what };
+    }
+    this.writer.enqueue({ stmt, args, what, bytes: inline, lighter });
   }
 
   addBodyPart(requestId: string, field: BodyField, seq: number, data: Buffer): void {
     this.assertOpen();
-    if (field !== 'request_body' && field !== 'response_body') {
-      oneOf('body field', field, BODY_FIELDS);
-    }
+    oneOf('body field', field, BODY_FIELDS);
     if (!Number.isInteger(seq) || seq < 0) {
       throw new TrustRunError('TR_INTERNAL', `invalid body part number: ${String(seq)}`);
     }

@@ -190,22 +190,25 @@ export class BatchWriter {
   }
 
   /**
-   * Keeps the payload bytes of `queue` within maxRetainedBytes by shedding the oldest payloads
-   * (in place: an operation becomes its `lighter` form, or DROPPED); returns how many went.
+   * `queue` with its payload bytes within maxRetainedBytes: the oldest payloads go first (an
+   * operation becomes its `lighter` form, or is dropped); `shed` counts them.
    */
-  private shedPayloads(queue: WriteOp[]): number {
-    let bytes = 0;
-    for (const op of queue) bytes += op.bytes ?? 0;
+  private shedPayloads(queue: WriteOp[]): { kept: WriteOp[]; shed: number } {
+    let over = -this.opts.maxRetainedBytes;
+    for (const op of queue) over += op.bytes ?? 0;
+    const kept: WriteOp[] = [];
     let shed = 0;
-    for (let i = 0; i < queue.length && bytes > this.opts.maxRetainedBytes; i++) {
-      const op = queue[i]!;
-      if (!op.bytes) continue;
-      bytes -= op.bytes;
-      queue[i] = op.lighter ?? DROPPED;
-      if (!op.lighter) this.stats.droppedOps++;
+    for (const op of queue) {
+      if (over <= 0 || !op.bytes) {
+        kept.push(op);
+        continue;
+      }
+      over -= op.bytes;
       shed++;
+      if (op.lighter) kept.push(op.lighter);
+      else this.stats.droppedOps++;
     }
-    return shed;
+    return { kept, shed };
   }
 
   private fail(batch: WriteOp[], cause: unknown): TrustRunError {
@@ -227,8 +230,8 @@ export class BatchWriter {
       keep.splice(0, over);
       this.stats.droppedOps += over;
     }
-    const shed = this.shedPayloads(keep);
-    this.queue = keep.filter((op) => op !== DROPPED);
+    const { kept, shed } = this.shedPayloads(keep);
+    this.queue = kept;
     this.opts.onError(
       over + shed > 0
         ? new TrustRunError(
@@ -256,9 +259,6 @@ export class BatchWriter {
     return err;
   }
 }
-
-/** Marks a dropped operation in the retry queue while it is being cut. */
-const DROPPED: WriteOp = { stmt: null as unknown as Statement, args: [], what: 'dropped' };
 
 /** Errors that concern one row (the batch can go on without it), not the database. */
 function isRowError(err: unknown): boolean {
