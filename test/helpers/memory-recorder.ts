@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FlowRecorder } from '../../src/proxy/index.js';
+import { until } from './wait.js';
 
 type Conn = Parameters<FlowRecorder['addConnection']>[0] &
   Parameters<FlowRecorder['updateConnection']>[1] & { id: string };
@@ -78,11 +79,7 @@ export class MemoryRecorder implements FlowRecorder {
     return id;
   }
   /** Waits until `predicate` holds (records are completed asynchronously after the response). */
-  async until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > end) throw new Error('timed out waiting for the recorder');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+    return until(predicate, 'the recorder', timeoutMs);
   }
 }

@@ -16,6 +16,17 @@ export interface SeenRequest {
   body: Buffer;
 }
 
+/** One TCP connection the upstream accepted, watched from accept to close. */
+export interface SeenConnection {
+  /** When it was accepted (ms since the epoch). */
+  accepted: number;
+  /** Its TLS handshake finished (HTTPS upstreams). */
+  secured: boolean;
+  /** Requests that arrived on it. */
+  requests: number;
+  closed: boolean;
+}
+
 /**
  * A local upstream server (HTTPS with a test certificate, or plain HTTP) that counts the TCP
  * connections and requests it sees and answers with a small JSON echo, unless a handler is given.
@@ -23,6 +34,8 @@ export interface SeenRequest {
 export interface TestUpstream {
   port: number;
   connections: number;
+  /** Every connection accepted, in order. */
+  sockets: SeenConnection[];
   requests: SeenRequest[];
   close(): Promise<void>;
 }
@@ -45,16 +58,26 @@ const defaultHandler: Handler = (req, res, body) => {
 };
 
 export async function startUpstream(
-  opts: { leaf?: TestLeaf; handler?: Handler; keepBody?: boolean; host?: string } = {},
+  opts: {
+    leaf?: TestLeaf;
+    handler?: Handler;
+    keepBody?: boolean;
+    host?: string;
+    port?: number;
+  } = {},
 ): Promise<TestUpstream> {
   const handler = opts.handler ?? defaultHandler;
   const state: TestUpstream = {
     port: 0,
     connections: 0,
+    sockets: [],
     requests: [],
     close: async () => undefined,
   };
+  const seen = new Map<Socket, SeenConnection>();
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const conn = seen.get((req.socket as Socket & { _parent?: Socket })._parent ?? req.socket);
+    if (conn) conn.requests++;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -78,11 +101,26 @@ export async function startUpstream(
     : createHttp(onRequest);
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
+    const conn: SeenConnection = {
+      accepted: Date.now(),
+      secured: false,
+      requests: 0,
+      closed: false,
+    };
     state.connections++;
+    state.sockets.push(conn);
+    seen.set(s, conn);
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      conn.closed = true;
+      sockets.delete(s);
+    });
   });
-  await new Promise<void>((r) => server.listen(0, opts.host ?? '127.0.0.1', r));
+  server.on('secureConnection', (t: Socket & { _parent?: Socket }) => {
+    const conn = seen.get(t._parent ?? t);
+    if (conn) conn.secured = true;
+  });
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', r));
   state.port = (server.address() as AddressInfo).port;
   state.close = () =>
     new Promise<void>((r) => {

@@ -1,18 +1,13 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer as createHttps, type Server } from 'node:https';
-import {
-  connect as netConnect,
-  createServer as createNet,
-  type AddressInfo,
-  type Socket,
-} from 'node:net';
+import { connect as netConnect, createServer as createNet, type AddressInfo } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { parsePolicy } from '../../../src/policy/index.js';
 import { DEFAULT_LIMITS, parseResolveRule, type PolicyGate } from '../../../src/proxy/index.js';
 import type { TestContexts } from '../../helpers/harness.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa, type TestLeaf } from '../../helpers/pki.js';
-import { startUpstream } from '../../helpers/upstream.js';
+import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { until } from '../../helpers/wait.js';
 
 /**
  * The upstream connection is opened while the client does its TLS handshake with the proxy, and
@@ -20,20 +15,6 @@ import { startUpstream } from '../../helpers/upstream.js';
  * accepted, whether it completed a TLS handshake, how many requests it carried, when it closed.
  */
 const HOST = 'api.ahead.test';
-
-interface Watched {
-  accepted: number;
-  secured: boolean;
-  requests: number;
-  closed: boolean;
-}
-
-interface WatchedUpstream {
-  port: number;
-  sockets: Watched[];
-  paths: string[];
-  close(): Promise<void>;
-}
 
 let upstreamCa: TestCa;
 let leaf: TestLeaf;
@@ -46,40 +27,13 @@ afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-async function watchedUpstream(port = 0): Promise<WatchedUpstream> {
-  const state: WatchedUpstream = { port: 0, sockets: [], paths: [], close: async () => undefined };
-  const byRaw = new Map<Socket, Watched>();
-  const server: Server = createHttps({ key: leaf.keyPem, cert: leaf.certPem }, (req, res) => {
-    state.paths.push(req.url ?? '');
-    const w = byRaw.get((req.socket as TLSSocket & { _parent?: Socket })._parent ?? req.socket);
-    if (w) w.requests++;
-    req.resume();
-    req.on('end', () => res.end('ok'));
-  });
-  const raw = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    const w: Watched = { accepted: Date.now(), secured: false, requests: 0, closed: false };
-    state.sockets.push(w);
-    byRaw.set(s, w);
-    raw.add(s);
-    s.once('close', () => {
-      w.closed = true;
-      raw.delete(s);
-    });
-  });
-  server.on('secureConnection', (t: TLSSocket) => {
-    const w = byRaw.get((t as TLSSocket & { _parent?: Socket })._parent!);
-    if (w) w.secured = true;
-  });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  state.port = (server.address() as AddressInfo).port;
-  state.close = () =>
-    new Promise<void>((r) => {
-      for (const s of raw) s.destroy();
-      server.close(() => r());
-    });
-  return state;
+/** An upstream that answers `ok`; its `sockets` show when each connection opened and closed. */
+function watchedUpstream(port = 0): Promise<TestUpstream> {
+  return startUpstream({ leaf, port, handler: (_req, res) => res.end('ok') });
 }
+
+/** The paths the upstream was asked for, in order. */
+const paths = (up: TestUpstream) => up.requests.map((r) => r.url);
 
 async function proxyTo(
   port: number,
@@ -132,14 +86,6 @@ function get(t: TLSSocket, path: string): Promise<string> {
   });
 }
 
-async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('upstream connection opened during the client handshake', () => {
@@ -151,12 +97,12 @@ describe('upstream connection opened during the client handshake', () => {
     // No request has been sent: the upstream already has one verified TLS connection, idle.
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     expect(up.sockets).toHaveLength(1);
-    expect(up.paths).toEqual([]);
+    expect(paths(up)).toEqual([]);
     expect(await get(t, '/one')).toMatch(/^HTTP\/1.1 200/);
     // The request went over that connection: no second one was dialed.
     expect(up.sockets).toHaveLength(1);
     expect(up.sockets[0]!.requests).toBe(1);
-    expect(up.paths).toEqual(['/one']);
+    expect(paths(up)).toEqual(['/one']);
     t.destroy();
   });
 
@@ -186,7 +132,7 @@ describe('upstream connection opened during the client handshake', () => {
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     t.destroy();
     await until(() => up.sockets[0]!.closed, 'the connection to close with the tunnel', 3000);
-    expect(up.paths).toEqual([]);
+    expect(paths(up)).toEqual([]);
   });
 
   it('does not dial (nor mint) for a blocked CONNECT', async () => {
@@ -225,7 +171,7 @@ describe('upstream connection opened during the client handshake', () => {
     const t = await tunnelTls(h);
     expect(await get(t, '/admin/keys')).toMatch(/^HTTP\/1.1 403/);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
-    expect(up.paths).toEqual([]);
+    expect(paths(up)).toEqual([]);
     expect(up.sockets[0]!.requests).toBe(0);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ url: '/admin/keys', outcome: 'blocked' });
@@ -244,7 +190,7 @@ describe('upstream connection opened during the client handshake', () => {
     await new Promise((r) => s.once('data', r));
     await until(() => contexts.minted === 1, 'the leaf to be minted');
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
-    expect(up.paths).toEqual([]);
+    expect(paths(up)).toEqual([]);
   });
 
   it('sends no ClientHello to a port-80 upstream when the tunnel carries plain HTTP', async () => {
@@ -291,7 +237,7 @@ describe('a pre-dial that fails', () => {
     const up = await watchedUpstream(port);
     closers.push(() => up.close());
     expect(await get(t, '/after')).toMatch(/^HTTP\/1.1 200/);
-    expect(up.paths).toEqual(['/after']);
+    expect(paths(up)).toEqual(['/after']);
     expect(up.sockets).toHaveLength(1);
     t.destroy();
   });

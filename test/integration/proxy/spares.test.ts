@@ -10,6 +10,7 @@ import { dataPaths, silentLogger } from '../../../src/core/index.js';
 import { DEFAULT_LIMITS, InterceptingProxy, parseResolveRule } from '../../../src/proxy/index.js';
 import { MemoryRecorder } from '../../helpers/memory-recorder.js';
 import { makeLeaf, makeTestCa } from '../../helpers/pki.js';
+import { until } from '../../helpers/wait.js';
 
 /**
  * The minter keeps contexts that already hold the leaf key ready for new hosts. Making one
@@ -97,14 +98,6 @@ function getThroughTunnel(port: number, caPem: string, host: string): Promise<st
       t.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
     });
   });
-}
-
-async function until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('spare contexts in the proxy', () => {

@@ -15,6 +15,7 @@ import {
 import { loadPolicy } from '../../../src/policy/index.js';
 import { writeFileSync } from 'node:fs';
 import { FakeProc } from './fakeproc.js';
+import { until } from '../../helpers/wait.js';
 
 // The monitor end to end over a fake /proc: remote addresses that are not loopback (which the
 // tests may not connect to) and a fake resolver.
@@ -76,14 +77,6 @@ function start(extra: Partial<MonitorOptions> = {}) {
   monitors.push(m);
   return { m, events, updates, kills };
 }
-
-const until = async (cond: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe('monitor over a fake /proc', () => {
   it('decides with the confirmed hostname: a hostname allow rule beats a kill default', async () => {

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { PreDialer, type Dial } from '../../../src/proxy/predial.js';
+import { until } from '../../helpers/wait.js';
 
 /** A local TCP server that counts accepted and closed sockets. */
 interface Counting {
@@ -49,14 +50,6 @@ function tcpDial(port: number, calls: { n: number }, delayMs = 0): Dial {
       s.once('error', (err) => cb(err, null));
     }, delayMs);
   };
-}
-
-async function until(predicate: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('PreDialer', () => {

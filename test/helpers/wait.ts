@@ -1,0 +1,15 @@
+/**
+ * Polls `predicate` until it holds; rejects naming `what` after `timeoutMs` (for records, sockets
+ * and events that other code produces asynchronously).
+ */
+export async function until(
+  predicate: () => boolean,
+  what = 'a condition',
+  timeoutMs = 5000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
