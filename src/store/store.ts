@@ -63,6 +63,8 @@ import {
 import { BatchWriter, closedError, type WriteOp } from './writer.js';
 
 const DEFAULT_BATCH_MAX = 256;
+/** Most milliseconds a record nobody waits for stays queued before its commit (see BatchWriter). */
+const DEFER_MS = 20;
 /** Body bytes kept queued while commits fail (disk full); beyond, the oldest records are dropped. */
 const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
 const OUTCOME_SET: ReadonlySet<string> = new Set(OUTCOMES);
@@ -201,6 +203,7 @@ export class SqliteStore implements Store {
     });
     this.writer = new BatchWriter(db, {
       batchMax,
+      deferMs: DEFER_MS,
       maxRetained: 100_000,
       maxRetainedBytes,
       onError: (err) => this.emitError(err),

@@ -4,7 +4,9 @@ import { describeSqliteError, type Db } from './db.js';
 
 /**
  * The batching writer. Operations are queued and committed together in one transaction per
- * batch: when the event loop next turns (setImmediate), or at once when `batchMax` are waiting.
+ * batch: when the event loop next turns (setImmediate) after an operation that someone waits for
+ * or that holds a body, within `deferMs` after one that neither (`scheduleDeferred`), or at once
+ * when `batchMax` are waiting.
  * An operation with a waiter (a request record: audit before forward) resolves only after the
  * transaction holding it has committed, so concurrent requests share one commit (group commit).
  *
@@ -49,6 +51,8 @@ function rejectWaiter(w: Waiter | undefined, err: Error): void {
 
 export interface WriterOptions {
   batchMax: number;
+  /** Most milliseconds a light operation nobody waits for stays queued (0: next turn). */
+  deferMs: number;
   /** Most operations kept for a retry while commits fail (the oldest are dropped first). */
   maxRetained: number;
   /** Most payload bytes kept for a retry while commits fail (the oldest are dropped first). */
@@ -74,6 +78,8 @@ export class BatchWriter {
   readonly stats: WriterStats = { commits: 0, failedCommits: 0, committedOps: 0, droppedOps: 0 };
   private queue: WriteOp[] = [];
   private immediate: NodeJS.Immediate | null = null;
+  /** A commit of light operations that nobody waits for (see `enqueue`). */
+  private deferred: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
   private draining = false;
@@ -98,7 +104,8 @@ export class BatchWriter {
     if (this.closed) throw closedError();
     this.queue.push(op);
     if (this.queue.length >= this.opts.batchMax) this.drain();
-    else this.schedule();
+    else if (op.waiter || op.bytes) this.schedule();
+    else this.scheduleDeferred();
   }
 
   /** Commits everything queued; returns the error of the first failed commit, if any. */
@@ -107,6 +114,10 @@ export class BatchWriter {
     if (this.immediate) {
       clearImmediate(this.immediate);
       this.immediate = null;
+    }
+    if (this.deferred) {
+      clearTimeout(this.deferred);
+      this.deferred = null;
     }
     this.draining = true;
     try {
@@ -125,13 +136,33 @@ export class BatchWriter {
   stop(reason: TrustRunError): number {
     this.closed = true;
     if (this.immediate) clearImmediate(this.immediate);
+    if (this.deferred) clearTimeout(this.deferred);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.immediate = null;
+    this.deferred = null;
     this.retryTimer = null;
     const lost = this.queue.length;
     for (const op of this.queue) rejectWaiter(op.waiter, reason);
     this.queue = [];
     return lost;
+  }
+
+  /**
+   * Light operations nobody waits for (completions without bodies, connection records,
+   * violations) are committed with the next operation that is waited for or holds a body, or
+   * after `deferMs` at most: a proxy under load then commits once per request instead of twice
+   * (a commit costs ~0.1 ms of CPU whatever it holds).
+   */
+  private scheduleDeferred(): void {
+    if (this.immediate || this.deferred || this.draining) return;
+    if (this.opts.deferMs <= 0) {
+      this.schedule();
+      return;
+    }
+    this.deferred = setTimeout(() => {
+      this.deferred = null;
+      this.drain();
+    }, this.opts.deferMs);
   }
 
   private schedule(): void {

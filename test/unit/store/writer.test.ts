@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/index.js';
 import type { SqliteStore } from '../../../src/store/store.js';
+import { until } from '../../helpers/wait.js';
 import { TempDirs, blockVerdict, expectCode, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
@@ -53,28 +54,46 @@ describe('batching writer', () => {
     expect(reader.prepare('SELECT COUNT(*) AS n FROM requests').get()).toEqual({ n: 1000 });
   });
 
-  it('queues connection records off the caller and writes them on the next turn', async () => {
+  it('queues connection records off the caller and commits them with the next awaited record', async () => {
     const { store, dataDir } = await newStore();
     const s = store.startSession({ kind: 'proxy', level: 'metadata' });
     const reader = otherConnection(dataDir, true);
     const count = () =>
       (reader.prepare('SELECT COUNT(*) AS n FROM connections').get() as { n: number }).n;
-    for (let i = 0; i < 10; i++) {
-      store.addConnection({
-        sessionId: s.id,
-        startedAt: i,
-        clientAddr: '127.0.0.1',
-        clientPort: 40000 + i,
-        host: 'h',
-        port: 443,
-        mode: 'tunnel',
-      });
-    }
+    const addConnections = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        store.addConnection({
+          sessionId: s.id,
+          startedAt: i,
+          clientAddr: '127.0.0.1',
+          clientPort: 40000 + i,
+          host: 'h',
+          port: 443,
+          mode: 'tunnel',
+        });
+      }
+    };
+    addConnections(10);
     expect(count()).toBe(0); // queued, not written in the caller's stack
     expect(store.stats.pending).toBe(10);
+    // Nobody waits for them: they stay queued for the next record that is waited for...
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
+    expect(count()).toBe(0);
+    const before = store.stats.commits;
+    const id = await store.addRequest(requestInput(s.id));
+    // ...and go with it, in one commit.
+    expect(store.stats.commits - before).toBe(1);
     expect(count()).toBe(10);
+    expect(store.getRequest(id)).not.toBeNull();
+
+    // With nothing else coming, they are committed within the deferral (20 ms), together.
+    addConnections(5);
+    const start = Date.now();
+    await until(() => count() === 15, 'the deferred connection records', 2000);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(15);
+    expect(store.stats.commits - before).toBe(2);
+    expect(store.stats.pending).toBe(0);
   });
 
   it('commits at once when batchMax operations are queued', async () => {
