@@ -3,9 +3,8 @@
  * headers, Host/Origin, JSON-only bodies, authentication), then one small file per resource adds
  * its routes.
  */
-import { createRequire } from 'node:module';
 import { Hono } from 'hono';
-import { silentLogger, type Logger } from '../core/index.js';
+import { VERSION, silentLogger, type Logger } from '../core/index.js';
 import type { Store } from '../store/index.js';
 import type { ApiDeps } from './deps.js';
 import { errorResponse } from './errors.js';
@@ -25,11 +24,6 @@ import { streamRoutes } from './routes/stream.js';
 import { authRoutes } from './routes/auth.js';
 import { monitorRoutes } from './routes/monitor.js';
 import { scanRoutes } from './routes/scans.js';
-
-// src/api and dist/api are both two levels below the package root.
-const { version: PACKAGE_VERSION } = createRequire(import.meta.url)('../../package.json') as {
-  version: string;
-};
 
 export interface ApiOptions {
   store: Store;
@@ -56,7 +50,7 @@ export function createApi(opts: ApiOptions): Hono {
     logger,
     credentials,
     pollMs: opts.pollMs ?? 500,
-    version: PACKAGE_VERSION,
+    version: VERSION,
   };
   const app = new Hono();
   app.onError((err, c) => errorResponse(err, c, logger));

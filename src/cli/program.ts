@@ -1,8 +1,5 @@
 import { Command } from 'commander';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const { version } = require('../../package.json') as { version: string };
+import { VERSION } from '../core/index.js';
 
 type CommandModule = { register(program: Command): void };
 
@@ -56,7 +53,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
       'See where code sends data, and stop it: an HTTPS-intercepting proxy with policy enforcement\n' +
         'and an encrypted, redacted audit log.',
     )
-    .version(version)
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({

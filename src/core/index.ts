@@ -3,3 +3,4 @@ export * from './errors.js';
 export * from './logger.js';
 export * from './paths.js';
 export * from './ids.js';
+export * from './version.js';

@@ -48,16 +48,11 @@ function reply(res: ServerResponse, status: number, text: string, close = false)
 }
 
 /**
- * Checks that a request inside a tunnel names the tunnel's own destination. Returns the reason
- * for refusing it, or null.
- */
-/**
  * Hands the parts of a long body to the store while it streams (no parts without a record to
  * attach them to). A part that cannot be written is logged once per body; the request goes on,
  * and reading the record shows the parts that were kept with a note that the rest are missing.
  */
-function partWriter(deps: ProxyDeps, id: string | null, field: BodyField): PartWriter | null {
-  if (id === null) return null;
+function partWriter(deps: ProxyDeps, id: string, field: BodyField): PartWriter {
   let failed = false;
   return (seq, data) => {
     if (failed) return;
@@ -73,6 +68,10 @@ function partWriter(deps: ProxyDeps, id: string | null, field: BodyField): PartW
   };
 }
 
+/**
+ * Checks that a request inside a tunnel names the tunnel's own destination. Returns the reason
+ * for refusing it, or null.
+ */
 function identityProblem(tunnel: Tunnel, req: IncomingMessage): string | null {
   const raw = req.rawHeaders;
   const hosts = headerCount(raw, 'host');
@@ -250,25 +249,28 @@ export async function handleExchange(
     return;
   }
 
-  // Forward, streaming both bodies and keeping at most --max-body of each at the full level.
-  const full = options.level === 'full';
+  // Forward, streaming both bodies and keeping at most --max-body of each at the full level
+  // (nothing is kept for a request without a record: there is nowhere to put it).
+  const keptFor = options.level === 'full' ? id : null;
   const hasBody =
     req.headers['content-length'] !== undefined
       ? req.headers['content-length'] !== '0'
       : req.headers['transfer-encoding'] !== undefined;
   const reqTap = hasBody
-    ? full
+    ? keptFor !== null
       ? new BodyTap(
           options.maxBody,
           contentLength(req.headers['content-length']),
-          partWriter(deps, id, 'request_body'),
+          partWriter(deps, keptFor, 'request_body'),
         )
       : new ByteCounter()
     : null;
   if (reqTap) req.pipe(reqTap);
   const relay = new Relay(
     res,
-    full ? new Capture(options.maxBody, null, partWriter(deps, id, 'response_body')) : null,
+    keptFor !== null
+      ? new Capture(options.maxBody, null, partWriter(deps, keptFor, 'response_body'))
+      : null,
     startedAt,
   );
   let clientGone = false;

@@ -15,7 +15,7 @@ export type PartWriter = (seq: number, data: Buffer) => void;
  * Bytes of a body held in memory before they go to the part writer. A request in flight holds
  * at most this much of each body, whatever --max-body is.
  */
-export const BODY_PART_BYTES = 256 * 1024;
+const BODY_PART_BYTES = 256 * 1024;
 
 /**
  * Keeps the head of a body for the record: at most `limit` bytes, copied out of the chunks (a
@@ -25,33 +25,40 @@ export const BODY_PART_BYTES = 256 * 1024;
  * bytes come, it is handed to the writer (which seals and queues it) and filled again, so a
  * long body never sits whole in memory. A body that fits one part stays in memory and is
  * recorded with the request as before. Without a part writer the kept bytes are gathered in
- * memory (one buffer sized from Content-Length when the length is known: one copy, no concat).
+ * memory (one buffer sized from Content-Length when the length is known: one copy, no concat):
+ * the same path, with a part as large as the limit, which is never handed over.
  */
 export class Capture {
   size = 0;
   truncated = false;
-  parts = 0;
+  /** Parts handed to the writer. */
+  private parts = 0;
   private kept: Buffer[] = [];
   /** Bytes kept in `kept`/`single` (not counting parts already written). */
   private keptBytes = 0;
-  /** Bytes kept in all, parts included (never above `limit`). */
-  private total = 0;
   private single: Buffer | null = null;
+  /** Bytes of one part: `limit` without a writer (the one part is never full with more to come). */
+  private readonly partBytes: number;
 
   constructor(
     private readonly limit: number,
     expected: number | null = null,
     private readonly writePart: PartWriter | null = null,
-    private readonly partBytes = BODY_PART_BYTES,
+    partBytes = BODY_PART_BYTES,
   ) {
+    this.partBytes = writePart === null ? limit : partBytes;
     this.expect(expected);
+  }
+
+  /** Bytes kept in all, parts included (never above `limit`). */
+  private get total(): number {
+    return this.parts * this.partBytes + this.keptBytes;
   }
 
   /** Announces the body's length (from Content-Length), before the first chunk. */
   expect(expected: number | null): void {
     if (this.size > 0 || expected === null || expected <= 0) return;
-    const want = Math.min(expected, this.limit);
-    this.single = Buffer.allocUnsafe(this.writePart ? Math.min(want, this.partBytes) : want);
+    this.single = Buffer.allocUnsafe(Math.min(expected, this.limit, this.partBytes));
   }
 
   add(chunk: Buffer): void {
@@ -63,11 +70,6 @@ export class Capture {
     const room = this.limit - this.total;
     let part = chunk.length <= room ? chunk : chunk.subarray(0, room);
     if (part.length < chunk.length) this.truncated = true;
-    this.total += part.length;
-    if (this.writePart === null) {
-      this.keep(part);
-      return;
-    }
     while (part.length > 0) {
       if (this.keptBytes === this.partBytes) this.flushPart();
       const n = Math.min(part.length, this.partBytes - this.keptBytes);
@@ -107,7 +109,7 @@ export class Capture {
     const data = this.capture().data;
     this.writePart!(this.parts, data);
     this.parts++;
-    if (this.single === null && data.length === this.partBytes) this.single = data;
+    if (this.single === null) this.single = data; // a full part: the next one's buffer
     this.kept = [];
     this.keptBytes = 0;
   }

@@ -2,6 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import { TrustRunError } from '../core/index.js';
 import type { Db } from './db.js';
 import type {
+  BodyField,
   ConnectionQuery,
   ConnectionRow,
   MonitorEventQuery,
@@ -151,7 +152,7 @@ export class Reader {
   }
 
   /** The stored parts of a request's body, in order (sealed, not opened). */
-  bodyParts(requestId: string, field: string): { seq: number; data: Buffer }[] {
+  bodyParts(requestId: string, field: BodyField): { seq: number; data: Buffer }[] {
     return this.stmt(
       'SELECT seq, data FROM body_parts WHERE request_id = ? AND field = ? ORDER BY seq',
     ).all(requestId, field) as { seq: number; data: Buffer }[];

@@ -18,7 +18,7 @@ import { decodeHeaders } from './headers.js';
 import { loadMasterKey, unwrapDataKey, wipe, wrapDataKey, type MasterKey } from './keys.js';
 import { isOwnerAlive, processToken } from './liveness.js';
 import { migrate } from './migrations.js';
-import { Reader, type RequestRecord } from './reads.js';
+import { Reader } from './reads.js';
 import {
   loadSealing,
   newDataKey,
@@ -60,12 +60,13 @@ import {
   type ViolationInput,
   type ViolationQuery,
 } from './types.js';
-import { BatchWriter, closedError, type WriteOp } from './writer.js';
+import { BatchWriter, closedError } from './writer.js';
 
 const DEFAULT_BATCH_MAX = 256;
-/** Most milliseconds a record nobody waits for stays queued before its commit (see BatchWriter). */
-const DEFER_MS = 20;
-/** Body bytes kept queued while commits fail (disk full); beyond, the oldest records are dropped. */
+/**
+ * Bytes of sealed bodies kept queued while commits fail (disk full); beyond, the oldest bodies
+ * are dropped and their records kept.
+ */
 const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
 const OUTCOME_SET: ReadonlySet<string> = new Set(OUTCOMES);
 const DEFAULT_BUSY_TIMEOUT_MS = 2000;
@@ -127,7 +128,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       dataDir,
       logger,
       opts.batchMax ?? DEFAULT_BATCH_MAX,
-      opts.maxRetainedBytes,
+      opts.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES,
     );
     store.markInterrupted();
     return store;
@@ -185,7 +186,7 @@ export class SqliteStore implements Store {
     readonly dataDir: string,
     private readonly logger: Logger,
     batchMax: number,
-    maxRetainedBytes = DEFAULT_MAX_RETAINED_BYTES,
+    maxRetainedBytes: number,
   ) {
     if (!Number.isInteger(batchMax) || batchMax < 1) {
       throw new TrustRunError('TR_CONFIG', `batchMax must be a whole number of at least 1`);
@@ -203,7 +204,6 @@ export class SqliteStore implements Store {
     });
     this.writer = new BatchWriter(db, {
       batchMax,
-      deferMs: DEFER_MS,
       maxRetained: 100_000,
       maxRetainedBytes,
       onError: (err) => this.emitError(err),
@@ -510,9 +510,8 @@ export class SqliteStore implements Store {
   completeRequest(id: string, done: RequestCompletion): void {
     this.assertOpen();
     if (!OUTCOME_SET.has(done.outcome)) oneOf('outcome', done.outcome, OUTCOMES);
-    const info = this.openRequests.get(id) ?? this.requestInfo(id);
+    const { info, key } = this.requestKey(id);
     this.openRequests.delete(id);
-    const key = this.writeKey(info.sessionId);
     const rh = done.responseHeaders ?? null;
     const rq = done.requestBody ?? null;
     const rs = done.responseBody ?? null;
@@ -546,14 +545,12 @@ export class SqliteStore implements Store {
       rs === null || rsParts > 0 ? null : sealValue(key, ctx(id, 'response_body'), rs.data);
     const inline = (rqSealed?.length ?? 0) + (rsSealed?.length ?? 0);
     this.bodyBytes += inline;
-    const args = [
+    // The columns request_body, response_body and their parts counts; everything else as given.
+    const args = (bodies: [Buffer | null, Buffer | null, number | null, number | null]) => [
       done.endedAt,
       done.status ?? null,
       sealedHeaders,
-      rqSealed,
-      rsSealed,
-      rqParts > 0 ? rqParts : null,
-      rsParts > 0 ? rsParts : null,
+      ...bodies,
       rq === null ? null : rq.truncated ? 1 : 0,
       rs === null ? null : rs.truncated ? 1 : 0,
       done.requestSize ?? rq?.size ?? null,
@@ -564,18 +561,31 @@ export class SqliteStore implements Store {
       done.reason ?? null,
       id,
     ];
-    const what = `the completion of request ${id}`;
-    // Should a full disk force the queue to shed this body, the completion is kept without it,
-    // its parts count set to BODY_NOT_STORED so that reads say so.
     const stmt = this.s.completeRequest;
-    let lighter: WriteOp | null = null;
-    if (inline > 0) {
-      const light = [...args];
-      if (rqSealed !== null) [light[3], light[5]] = [null, BODY_NOT_STORED];
-      if (rsSealed !== null) [light[4], light[6]] = [null, BODY_NOT_STORED];
-      lighter = { stmt, args: light, what };
-    }
-    this.writer.enqueue({ stmt, args, what, bytes: inline, lighter });
+    const what = `the completion of request ${id}`;
+    const rqCount = rqParts > 0 ? rqParts : null;
+    const rsCount = rsParts > 0 ? rsParts : null;
+    this.writer.enqueue({
+      stmt,
+      args: args([rqSealed, rsSealed, rqCount, rsCount]),
+      what,
+      bytes: inline,
+      // Should a full disk force the queue to shed this body, the completion is kept without
+      // it, its parts count set to BODY_NOT_STORED so that reads say so.
+      lighter:
+        inline > 0
+          ? () => ({
+              stmt,
+              what,
+              args: args([
+                null,
+                null,
+                rqSealed !== null ? BODY_NOT_STORED : rqCount,
+                rsSealed !== null ? BODY_NOT_STORED : rsCount,
+              ]),
+            })
+          : undefined,
+    });
   }
 
   addBodyPart(requestId: string, field: BodyField, seq: number, data: Buffer): void {
@@ -584,8 +594,7 @@ export class SqliteStore implements Store {
     if (!Number.isInteger(seq) || seq < 0) {
       throw new TrustRunError('TR_INTERNAL', `invalid body part number: ${String(seq)}`);
     }
-    const info = this.openRequests.get(requestId) ?? this.requestInfo(requestId);
-    this.writePart(this.writeKey(info.sessionId), requestId, field, seq, data);
+    this.writePart(this.requestKey(requestId).key, requestId, field, seq, data);
   }
 
   /**
@@ -821,7 +830,9 @@ export class SqliteStore implements Store {
       return blob === null ? null : openValue(this.lookupKey, ctx(id, field), blob);
     };
     const body = (field: BodyField) =>
-      rec.sealed[field] !== null ? { data: open(field) } : this.openParts(id, field, rec.sealed);
+      rec.sealed[field] !== null
+        ? { data: open(field) }
+        : this.openParts(id, field, rec.sealed[`${field}_parts`]);
     const requestBody = body('request_body');
     const responseBody = body('response_body');
     const url = open('url');
@@ -851,10 +862,8 @@ export class SqliteStore implements Store {
   private openParts(
     id: string,
     field: BodyField,
-    sealed: RequestRecord['sealed'],
+    expected: number,
   ): { data: Buffer | null; note?: string } {
-    const expected =
-      sealed[field === 'request_body' ? 'request_body_parts' : 'response_body_parts'];
     if (expected === BODY_NOT_STORED) {
       return { data: null, note: 'not stored: dropped while the store could not be written' };
     }
@@ -971,6 +980,15 @@ export class SqliteStore implements Store {
     const key = unwrapDataKey(this.master, sessionId, row.keyId, row.wrapped);
     this.writeKeys.set(sessionId, key);
     return key;
+  }
+
+  /** A request's session and start (kept since addRequest, else read) and its data key. */
+  private requestKey(id: string): {
+    info: { sessionId: string; startedAt: number };
+    key: DataKey;
+  } {
+    const info = this.openRequests.get(id) ?? this.requestInfo(id);
+    return { info, key: this.writeKey(info.sessionId) };
   }
 
   private requestInfo(id: string): { sessionId: string; startedAt: number } {

@@ -23,8 +23,8 @@ export interface StoreOptions {
   /** How long a write waits for another process's lock before failing (default 2000 ms). */
   busyTimeoutMs?: number;
   /**
-   * Most bytes of bodies kept queued while commits fail, e.g. on a full disk (default 64 MiB);
-   * beyond it the oldest queued records are dropped and reported.
+   * Most bytes of sealed bodies kept queued while commits fail, e.g. on a full disk (default
+   * 64 MiB); beyond it the oldest bodies are dropped (their records kept) and reported.
    */
   maxRetainedBytes?: number;
 }

@@ -5,7 +5,7 @@ import { describeSqliteError, type Db } from './db.js';
 /**
  * The batching writer. Operations are queued and committed together in one transaction per
  * batch: when the event loop next turns (setImmediate) after an operation that someone waits for
- * or that holds a body, within `deferMs` after one that neither (`scheduleDeferred`), or at once
+ * or that holds a body, within DEFER_MS after one that neither (`scheduleDeferred`), or at once
  * when `batchMax` are waiting.
  * An operation with a waiter (a request record: audit before forward) resolves only after the
  * transaction holding it has committed, so concurrent requests share one commit (group commit).
@@ -27,10 +27,11 @@ export interface WriteOp {
   /** Bytes of payload it holds (sealed bodies), counted against `maxRetainedBytes`. */
   bytes?: number;
   /**
-   * For an operation with `bytes`: the same write without its payload, used when the payload
-   * must go to stay within `maxRetainedBytes` (null: the operation is all payload, dropped whole).
+   * For an operation with `bytes`: makes the same write without its payload, used only when the
+   * payload must go to stay within `maxRetainedBytes` (absent: the operation is all payload,
+   * dropped whole).
    */
-  lighter?: WriteOp | null;
+  lighter?: () => WriteOp;
 }
 
 /** Settles the promise of an operation that a caller awaits (made once per operation, no closures). */
@@ -51,8 +52,6 @@ function rejectWaiter(w: Waiter | undefined, err: Error): void {
 
 export interface WriterOptions {
   batchMax: number;
-  /** Most milliseconds a light operation nobody waits for stays queued (0: next turn). */
-  deferMs: number;
   /** Most operations kept for a retry while commits fail (the oldest are dropped first). */
   maxRetained: number;
   /** Most payload bytes kept for a retry while commits fail (the oldest are dropped first). */
@@ -70,6 +69,8 @@ export interface WriterStats {
 }
 
 const RETRY_MIN_MS = 50;
+/** Most milliseconds a light operation nobody waits for stays queued before its commit. */
+const DEFER_MS = 20;
 const RETRY_MAX_MS = 2000;
 
 export class BatchWriter {
@@ -150,19 +151,15 @@ export class BatchWriter {
   /**
    * Light operations nobody waits for (completions without bodies, connection records,
    * violations) are committed with the next operation that is waited for or holds a body, or
-   * after `deferMs` at most: a proxy under load then commits once per request instead of twice
+   * after DEFER_MS at most: a proxy under load then commits once per request instead of twice
    * (a commit costs ~0.1 ms of CPU whatever it holds).
    */
   private scheduleDeferred(): void {
     if (this.immediate || this.deferred || this.draining) return;
-    if (this.opts.deferMs <= 0) {
-      this.schedule();
-      return;
-    }
     this.deferred = setTimeout(() => {
       this.deferred = null;
       this.drain();
-    }, this.opts.deferMs);
+    }, DEFER_MS);
   }
 
   private schedule(): void {
@@ -236,7 +233,7 @@ export class BatchWriter {
       }
       over -= op.bytes;
       shed++;
-      if (op.lighter) kept.push(op.lighter);
+      if (op.lighter) kept.push(op.lighter());
       else this.stats.droppedOps++;
     }
     return { kept, shed };

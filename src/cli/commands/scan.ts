@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { TrustRunError, formatError } from '../../core/index.js';
+import { TrustRunError, VERSION, formatError } from '../../core/index.js';
 import { loadPolicy } from '../../policy/index.js';
 import {
   RULES,
@@ -15,9 +14,6 @@ import {
 } from '../../scan/index.js';
 import { openStore, type FindingInput, type Store } from '../../store/index.js';
 import { addDataDirOption, collect, dataDirFrom } from '../common.js';
-
-const require = createRequire(import.meta.url);
-const { version } = require('../../../package.json') as { version: string };
 
 export const SCAN_FORMATS = ['text', 'json', 'sarif'] as const;
 export type ScanFormat = (typeof SCAN_FORMATS)[number];
@@ -126,7 +122,7 @@ export async function scanCommand(
   }
   if (format === 'text') io.err(formatText(result));
   else {
-    const doc = format === 'json' ? result : toSarif(result, version);
+    const doc = format === 'json' ? result : toSarif(result, VERSION);
     io.out(JSON.stringify(doc, null, 2) + '\n');
     const c = result.counts;
     io.err(
