@@ -43,6 +43,8 @@ export async function startProxy(
     level: CaptureLevel;
     policy?: PolicyGate | null;
     proxyCa?: TestCa;
+    /** The certificate source (default: leaves minted by `proxyCa`). */
+    contexts?: ContextSource;
   },
 ): Promise<Harness> {
   const recorder = new MemoryRecorder();
@@ -62,7 +64,7 @@ export async function startProxy(
     {
       recorder,
       sessionId: 'test-session',
-      contexts: new TestContexts(proxyCa),
+      contexts: opts.contexts ?? new TestContexts(proxyCa),
       policy: opts.policy ?? null,
       logger: silentLogger(),
     },

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireClient } from '../../helpers/clients.js';
 import { startCliProxy, type CliProxy } from '../../helpers/cli-proxy.js';
-import { makeLeaf, makeTestCa } from '../../helpers/pki.js';
+import { makeLeaf, makeTestCa, type TestLeaf } from '../../helpers/pki.js';
 import { CLI, run } from '../../helpers/proc.js';
-import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { startUpstream, type Handler, type TestUpstream } from '../../helpers/upstream.js';
 import { cleanEnv } from '../../unit/ca/helpers.js';
 import { findMarker } from '../../unit/store/helpers.js';
 import { openStore } from '../../../src/store/index.js';
@@ -22,6 +22,8 @@ let dir: string;
 let dataDir: string;
 let upstream: TestUpstream;
 let upstreamCaFile: string;
+/** The upstream's certificate for HOST (every upstream here serves it). */
+let upstreamLeaf: TestLeaf;
 let proxy: CliProxy;
 
 beforeAll(async () => {
@@ -30,7 +32,8 @@ beforeAll(async () => {
   const ca = await makeTestCa();
   upstreamCaFile = join(dir, 'upstream-ca.pem');
   await writeFile(upstreamCaFile, ca.certPem);
-  upstream = await startUpstream({ leaf: await makeLeaf(ca, [HOST]) });
+  upstreamLeaf = await makeLeaf(ca, [HOST]);
+  upstream = await startUpstream({ leaf: upstreamLeaf });
   proxy = await startCliProxy(
     [
       '--level',
@@ -177,10 +180,13 @@ describe('trustrun proxy --level headers with real clients (ca env + HTTPS_PROXY
 });
 
 /**
- * `trustrun proxy --level full` with its data directory in `own`/data, and the shell commands
- * that point a client at it (`eval "$(trustrun ca env)"` plus HTTPS_PROXY).
+ * `trustrun proxy --level full` with its own temporary folder (`own`, data directory `own`/data)
+ * and its own upstream for HOST; `client(script)` runs `script` in sh pointed at it (`eval
+ * "$(trustrun ca env)"` plus HTTPS_PROXY); `close()` stops both and removes the folder.
  */
-async function fullProxy(own: string, upstreamPort: number, caFile: string) {
+async function fullProxy(prefix: string, handler?: Handler) {
+  const own = await mkdtemp(join(tmpdir(), prefix));
+  const up = await startUpstream({ leaf: upstreamLeaf, handler });
   const data = join(own, 'data');
   const p = await startCliProxy(
     [
@@ -189,14 +195,25 @@ async function fullProxy(own: string, upstreamPort: number, caFile: string) {
       '--data-dir',
       data,
       '--resolve',
-      `${HOST}:443:127.0.0.1:${upstreamPort}`,
+      `${HOST}:443:127.0.0.1:${up.port}`,
       '--upstream-ca',
-      caFile,
+      upstreamCaFile,
     ],
     cleanEnv(),
   );
   const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${p.url} && `;
-  return { p, data, setup };
+  return {
+    own,
+    up,
+    p,
+    data,
+    client: (script: string) => run('sh', ['-c', setup + script], { env: cleanEnv({ HOME: own }) }),
+    close: async () => {
+      await p.stop();
+      await up.close();
+      await rm(own, { recursive: true, force: true });
+    },
+  };
 }
 
 describe('trustrun proxy --level full keeps a marker out of every file', () => {
@@ -204,21 +221,10 @@ describe('trustrun proxy --level full keeps a marker out of every file', () => {
     'marker in URL, header and body: recorded, but nowhere in the data directory',
     async () => {
       const marker = `TRM-${Date.now().toString(36)}-z9q4w`;
-      const own = await mkdtemp(join(tmpdir(), 'trustrun-marker-'));
-      const ca = await makeTestCa();
-      const caFile = join(own, 'ca.pem');
-      await writeFile(caFile, ca.certPem);
-      const up = await startUpstream({ leaf: await makeLeaf(ca, [HOST]) });
-      const { p, data, setup } = await fullProxy(own, up.port, caFile);
+      const { up, p, data, client, close } = await fullProxy('trustrun-marker-');
       try {
-        const r = await run(
-          'sh',
-          [
-            '-c',
-            setup +
-              `curl -sS --fail -H 'X-Study: ${marker}' --data '{"note":"${marker}"}' -H 'content-type: application/json' 'https://${HOST}/up/${marker}?q=${marker}'`,
-          ],
-          { env: cleanEnv({ HOME: own }) },
+        const r = await client(
+          `curl -sS --fail -H 'X-Study: ${marker}' --data '{"note":"${marker}"}' -H 'content-type: application/json' 'https://${HOST}/up/${marker}?q=${marker}'`,
         );
         expect(r.stderr).toBe('');
         expect(up.requests.at(-1)!.body.toString()).toContain(marker);
@@ -231,9 +237,7 @@ describe('trustrun proxy --level full keeps a marker out of every file', () => {
         // …and yet no file in the data directory holds it in any encoding.
         expect(findMarker(data, marker)).toEqual([]);
       } finally {
-        await p.stop();
-        await up.close();
-        await rm(own, { recursive: true, force: true });
+        await close();
       }
     },
   );
@@ -243,33 +247,22 @@ describe('trustrun proxy --level full records a long body in parts', () => {
   it.skipIf(!hasCurl)(
     'a 600 KiB upload echoed back: both bodies read back whole from the store, sealed in parts',
     async () => {
-      const own = await mkdtemp(join(tmpdir(), 'trustrun-parts-'));
-      const ca = await makeTestCa();
-      const caFile = join(own, 'ca.pem');
-      await writeFile(caFile, ca.certPem);
-      const up = await startUpstream({
-        leaf: await makeLeaf(ca, [HOST]),
-        handler: (_req, res, body) => {
+      const { own, p, data, client, close } = await fullProxy(
+        'trustrun-parts-',
+        (_req, res, body) => {
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           res.end(body);
         },
-      });
-      // Every 8-byte word names its offset: a part out of place would show.
-      const body = Buffer.alloc(600 * 1024);
-      for (let i = 0; i < body.length; i += 8) body.write(i.toString(36).padStart(8, '.'), i);
-      const bodyFile = join(own, 'body.bin');
-      await writeFile(bodyFile, body);
-      const { p, data, setup } = await fullProxy(own, up.port, caFile);
+      );
       try {
+        // Every 8-byte word names its offset: a part out of place would show.
+        const body = Buffer.alloc(600 * 1024);
+        for (let i = 0; i < body.length; i += 8) body.write(i.toString(36).padStart(8, '.'), i);
+        const bodyFile = join(own, 'body.bin');
+        await writeFile(bodyFile, body);
         const out = join(own, 'echo.bin');
-        const r = await run(
-          'sh',
-          [
-            '-c',
-            setup +
-              `curl -sS --fail --data-binary @'${bodyFile}' -o '${out}' 'https://${HOST}/upload'`,
-          ],
-          { env: cleanEnv({ HOME: own }) },
+        const r = await client(
+          `curl -sS --fail --data-binary @'${bodyFile}' -o '${out}' 'https://${HOST}/upload'`,
         );
         expect(r.stderr).toBe('');
         expect((await readFile(out)).equals(body)).toBe(true);
@@ -301,9 +294,7 @@ describe('trustrun proxy --level full records a long body in parts', () => {
           db.close();
         }
       } finally {
-        await p.stop();
-        await up.close();
-        await rm(own, { recursive: true, force: true });
+        await close();
       }
     },
   );

@@ -1,12 +1,13 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as netConnect, createServer as createNet, type AddressInfo } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { parsePolicy } from '../../../src/policy/index.js';
 import { DEFAULT_LIMITS, parseResolveRule, type PolicyGate } from '../../../src/proxy/index.js';
 import type { TestContexts } from '../../helpers/harness.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa, type TestLeaf } from '../../helpers/pki.js';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.js';
+import { getInTunnel, tunnelTls } from '../../helpers/tunnel.js';
 import { until } from '../../helpers/wait.js';
 
 /**
@@ -51,40 +52,11 @@ async function proxyTo(
 }
 
 /** CONNECT, then a TLS session inside the tunnel trusting the proxy CA; no request yet. */
-function tunnelTls(h: Harness): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(h.port, '127.0.0.1');
-    s.once('error', reject);
-    s.write(`CONNECT ${HOST}:443 HTTP/1.1\r\nHost: ${HOST}:443\r\n\r\n`);
-    s.once('data', (d) => {
-      if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
-      const t = tlsConnect({ socket: s, servername: HOST, ca: h.proxyCa.certPem });
-      t.once('secureConnect', () => resolve(t));
-      t.once('error', (e) => {
-        s.destroy();
-        reject(e);
-      });
-    });
-  });
-}
+const openTunnel = (h: Harness): Promise<TLSSocket> =>
+  tunnelTls(h.port, h.proxyCa.certPem, `${HOST}:443`);
 
 /** Sends one request on an open tunnel and returns the response head and body text. */
-function get(t: TLSSocket, path: string): Promise<string> {
-  return new Promise((resolve) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString('latin1');
-      const m = /content-length: (\d+)\r\n[\s\S]*?\r\n\r\n/i.exec(out);
-      if (m && out.length >= out.indexOf('\r\n\r\n') + 4 + Number(m[1])) {
-        t.off('data', onData);
-        resolve(out);
-      }
-    };
-    t.on('data', onData);
-    t.once('close', () => resolve(out));
-    t.write(`GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
-  });
-}
+const get = (t: TLSSocket, path: string): Promise<string> => getInTunnel(t, HOST, path);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -93,7 +65,7 @@ describe('upstream connection opened during the client handshake', () => {
     const up = await watchedUpstream();
     closers.push(() => up.close());
     const h = await proxyTo(up.port);
-    const t = await tunnelTls(h);
+    const t = await openTunnel(h);
     // No request has been sent: the upstream already has one verified TLS connection, idle.
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     expect(up.sockets).toHaveLength(1);
@@ -110,7 +82,7 @@ describe('upstream connection opened during the client handshake', () => {
     const up = await watchedUpstream();
     closers.push(() => up.close());
     const h = await proxyTo(up.port, { predialIdleMs: 300 });
-    const t = await tunnelTls(h);
+    const t = await openTunnel(h);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     const opened = up.sockets[0]!.accepted;
     await until(() => up.sockets[0]!.closed, 'the idle connection to close', 3000);
@@ -128,7 +100,7 @@ describe('upstream connection opened during the client handshake', () => {
     const up = await watchedUpstream();
     closers.push(() => up.close());
     const h = await proxyTo(up.port, { predialIdleMs: 60_000 });
-    const t = await tunnelTls(h);
+    const t = await openTunnel(h);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     t.destroy();
     await until(() => up.sockets[0]!.closed, 'the connection to close with the tunnel', 3000);
@@ -168,7 +140,7 @@ describe('upstream connection opened during the client handshake', () => {
       { warn: () => undefined },
     );
     const h = await proxyTo(up.port, { policy });
-    const t = await tunnelTls(h);
+    const t = await openTunnel(h);
     expect(await get(t, '/admin/keys')).toMatch(/^HTTP\/1.1 403/);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
     expect(paths(up)).toEqual([]);
@@ -232,7 +204,7 @@ describe('a pre-dial that fails', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const h = await proxyTo(port);
-    const t = await tunnelTls(h); // the pre-dial meets a closed port
+    const t = await openTunnel(h); // the pre-dial meets a closed port
     await sleep(100);
     const up = await watchedUpstream(port);
     closers.push(() => up.close());
@@ -248,7 +220,7 @@ describe('a pre-dial that fails', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const h = await proxyTo(port);
-    const t = await tunnelTls(h);
+    const t = await openTunnel(h);
     expect(await get(t, '/down')).toMatch(/^HTTP\/1.1 502/);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ outcome: 'upstream_connect' });

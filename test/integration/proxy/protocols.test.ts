@@ -5,6 +5,7 @@ import { ProxyAgent, request } from 'undici';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
+import { tunnelTls } from '../../helpers/tunnel.js';
 import { startUpstream } from '../../helpers/upstream.js';
 
 let upstreamCa: TestCa;
@@ -47,22 +48,8 @@ function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> 
 }
 
 /** Opens a CONNECT tunnel through the proxy and a TLS session inside it trusting the proxy CA. */
-function tunnelTls(h: Harness, target: string, servername: string): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(h.port, '127.0.0.1');
-    s.once('error', reject);
-    s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
-    s.once('data', (d) => {
-      if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
-      const t = tlsConnect({ socket: s, servername, ca: h.proxyCa.certPem });
-      t.once('secureConnect', () => resolve(t));
-      t.once('error', (e) => {
-        s.destroy();
-        reject(e);
-      });
-    });
-  });
-}
+const openTunnel = (h: Harness, target: string, servername: string): Promise<TLSSocket> =>
+  tunnelTls(h.port, h.proxyCa.certPem, target, servername);
 
 function readAll(t: TLSSocket, ms = 3000): Promise<string> {
   return new Promise((resolve) => {
@@ -200,7 +187,7 @@ describe('identity and strict parsing inside a tunnel', () => {
   for (const [label, payload] of bad) {
     it(`refuses ${label} with 400 and the upstream sees nothing`, async () => {
       const { upstream, h } = await setup('headers');
-      const t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+      const t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
       const done = readAll(t);
       t.write(payload);
       const out = await done;
@@ -215,7 +202,7 @@ describe('identity and strict parsing inside a tunnel', () => {
 
   it('refuses a TLS session whose SNI differs from the CONNECT target and flags it', async () => {
     const { upstream, h } = await setup('headers');
-    await expect(tunnelTls(h, 'api.example.test:443', 'other.example.test')).rejects.toThrow();
+    await expect(openTunnel(h, 'api.example.test:443', 'other.example.test')).rejects.toThrow();
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     expect(h.recorder.connections[0]!.outcome).toMatch(/identity_mismatch|client_tls/);
     // At most the connection opened at CONNECT time for the allowed host (a TLS handshake, closed
@@ -253,11 +240,11 @@ describe('identity and strict parsing inside a tunnel', () => {
 
   it('answers 431 for oversized headers and 414 for an oversized URL', async () => {
     const { upstream, h } = await setup('headers');
-    let t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+    let t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
     let done = readAll(t);
     t.write(`GET /x HTTP/1.1\r\nHost: api.example.test\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
     expect(await done).toMatch(/^HTTP\/1.1 431/);
-    t = await tunnelTls(h, 'api.example.test:443', 'api.example.test');
+    t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
     done = readAll(t);
     t.write(`GET /${'b'.repeat(9000)} HTTP/1.1\r\nHost: api.example.test\r\n\r\n`);
     expect(await done).toMatch(/^HTTP\/1.1 414/);

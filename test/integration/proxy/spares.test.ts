@@ -1,16 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttps, type Server } from 'node:https';
-import { connect as netConnect, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LeafMinter, loadOrCreateCa, type CertificateAuthority } from '../../../src/ca/index.js';
-import { dataPaths, silentLogger } from '../../../src/core/index.js';
-import { DEFAULT_LIMITS, InterceptingProxy, parseResolveRule } from '../../../src/proxy/index.js';
-import { MemoryRecorder } from '../../helpers/memory-recorder.js';
+import { parseResolveRule } from '../../../src/proxy/index.js';
+import { startProxy } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa } from '../../helpers/pki.js';
+import { getInTunnel, tunnelTls } from '../../helpers/tunnel.js';
+import { startUpstream } from '../../helpers/upstream.js';
 import { until } from '../../helpers/wait.js';
+import { cleanupTemp, tempPaths } from '../../unit/ca/helpers.js';
 
 /**
  * The minter keeps contexts that already hold the leaf key ready for new hosts. Making one
@@ -23,6 +19,7 @@ const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
+afterAll(cleanupTemp);
 
 async function setup(): Promise<{
   ca: CertificateAuthority;
@@ -30,74 +27,35 @@ async function setup(): Promise<{
   proxyPort: number;
   sparesAtRequest: number[];
 }> {
-  const dir = await mkdtemp(join(tmpdir(), 'trustrun-spares-'));
-  closers.push(() => rm(dir, { recursive: true, force: true }));
-  const ca = await loadOrCreateCa(dataPaths(join(dir, 'data')));
+  const ca = await loadOrCreateCa(await tempPaths());
   // Without a call from the proxy the spares would come back only after a minute.
   const minter = await LeafMinter.create(ca, { refillAfterMs: 60_000 });
   const upstreamCa = await makeTestCa();
-  const leaf = await makeLeaf(upstreamCa, ['*.spares.test']);
   const sparesAtRequest: number[] = [];
-  const upstream: Server = createHttps({ key: leaf.keyPem, cert: leaf.certPem }, (req, res) => {
-    sparesAtRequest.push(minter.spareCount);
-    req.resume();
-    req.on('end', () => res.end('ok'));
+  const upstream = await startUpstream({
+    leaf: await makeLeaf(upstreamCa, ['*.spares.test']),
+    handler: (_req, res) => {
+      sparesAtRequest.push(minter.spareCount);
+      res.end('ok');
+    },
   });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        upstream.closeAllConnections();
-        upstream.close(() => r());
-      }),
-  );
-  const upstreamPort = (upstream.address() as AddressInfo).port;
-  const proxy = new InterceptingProxy(
-    {
-      host: '127.0.0.1',
-      port: 0,
-      level: 'headers',
-      maxBody: 1024 * 1024,
-      upstreamCa: [upstreamCa.certPem],
-      resolve: [parseResolveRule(`*.spares.test:443:127.0.0.1:${upstreamPort}`)],
-      onStoreError: 'fail',
-      guardPorts: [],
-      limits: DEFAULT_LIMITS,
-    },
-    {
-      recorder: new MemoryRecorder(),
-      sessionId: 'spares-session',
-      contexts: minter,
-      policy: null,
-      logger: silentLogger(),
-    },
-  );
-  const addr = await proxy.listen();
-  closers.push(() => proxy.close());
-  return { ca, minter, proxyPort: addr.port, sparesAtRequest };
+  closers.push(() => upstream.close());
+  const h = await startProxy({
+    level: 'headers',
+    upstreamCa: [upstreamCa.certPem],
+    resolve: [parseResolveRule(`*.spares.test:443:127.0.0.1:${upstream.port}`)],
+    contexts: minter,
+  });
+  closers.push(() => h.close());
+  return { ca, minter, proxyPort: h.port, sparesAtRequest };
 }
 
 /** CONNECT to `host`, TLS trusting the proxy CA, one GET; resolves with the whole response. */
-function getThroughTunnel(port: number, caPem: string, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = netConnect(port, '127.0.0.1');
-    s.once('error', reject);
-    s.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`);
-    s.once('data', (d) => {
-      if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
-      const t: TLSSocket = tlsConnect({ socket: s, servername: host, ca: caPem });
-      t.once('error', reject);
-      let out = '';
-      t.on('data', (c: Buffer) => {
-        out += c.toString('latin1');
-        if (/\r\n\r\nok$/.test(out)) {
-          t.destroy();
-          resolve(out);
-        }
-      });
-      t.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
-    });
-  });
+async function getThroughTunnel(port: number, caPem: string, host: string): Promise<string> {
+  const t = await tunnelTls(port, caPem, `${host}:443`);
+  const out = await getInTunnel(t, host, '/');
+  t.destroy();
+  return out;
 }
 
 describe('spare contexts in the proxy', () => {
@@ -122,19 +80,7 @@ describe('spare contexts in the proxy', () => {
 
   it('are refilled when a tunnel closes without any request', async () => {
     const { ca, minter, proxyPort } = await setup();
-    await new Promise<void>((resolve, reject) => {
-      const s = netConnect(proxyPort, '127.0.0.1');
-      s.once('error', reject);
-      s.write('CONNECT idle.spares.test:443 HTTP/1.1\r\nHost: idle.spares.test:443\r\n\r\n');
-      s.once('data', () => {
-        const t = tlsConnect({ socket: s, servername: 'idle.spares.test', ca: ca.certPem });
-        t.once('error', reject);
-        t.once('secureConnect', () => {
-          t.destroy();
-          resolve();
-        });
-      });
-    });
+    (await tunnelTls(proxyPort, ca.certPem, 'idle.spares.test:443')).destroy();
     await until(() => minter.spareCount === 2, 'the spare to be replaced after the tunnel closed');
     expect(minter.stats().minted).toBe(1);
   });

@@ -11,6 +11,7 @@ import {
   loadOrCreateCa,
   type CertificateAuthority,
 } from '../../../src/ca/index.js';
+import { until } from '../../helpers/wait.js';
 import { isTrustRunError } from '../../../src/core/index.js';
 import {
   cleanupTemp,
@@ -276,7 +277,7 @@ describe('LeafMinter: certificates', () => {
 });
 
 /** Resolves after `n` turns of the event loop (a setImmediate each). */
-async function turns(n: number): Promise<void> {
+async function loopTurns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
@@ -286,13 +287,13 @@ describe('LeafMinter: spare contexts', () => {
     expect(minter.spareCount).toBe(2);
     await minter.getSecureContext('one.spare.example.test');
     // The client's ClientHello follows the mint: no key loading may be queued in front of it.
-    await turns(10);
+    await loopTurns(10);
     expect(minter.spareCount).toBe(1);
     await minter.getSecureContext('two.spare.example.test');
-    await turns(10);
+    await loopTurns(10);
     expect(minter.spareCount).toBe(0);
     minter.refillSpares();
-    await turns(10);
+    await loopTurns(10);
     expect(minter.spareCount).toBe(2);
     // Contexts made from spares and the refilled ones serve real handshakes.
     const { cert, authorized } = await leafFor(ca, minter, {
@@ -316,10 +317,9 @@ describe('LeafMinter: spare contexts', () => {
   it('refills on its own refillAfterMs after a spare was taken when nobody asks', async () => {
     const { minter } = await setup({ refillAfterMs: 50 });
     await minter.getSecureContext('late.example.test');
-    await turns(10);
+    await loopTurns(10);
     expect(minter.spareCount).toBe(1);
-    const end = Date.now() + 5000;
-    while (minter.spareCount < 2 && Date.now() < end) await sleep(10);
+    await until(() => minter.spareCount === 2, 'the refill after refillAfterMs');
     expect(minter.spareCount).toBe(2);
   });
 });

@@ -8,10 +8,10 @@ function bytes(n: number, from = 0): Buffer {
   return b;
 }
 
-/** Feeds `body` in chunks of `chunk` bytes; returns the parts written (copied) and the result. */
-function feed(c: Capture, parts: Buffer[], body: Buffer, chunk: number) {
+/** Feeds `body` in chunks of `chunk` bytes; returns the capture's result. */
+function feed(c: Capture, body: Buffer, chunk: number) {
   for (let i = 0; i < body.length; i += chunk) c.add(body.subarray(i, i + chunk));
-  return { parts, result: c.capture() };
+  return c.capture();
 }
 
 function capture(limit: number, expected: number | null, partBytes: number) {
@@ -34,7 +34,7 @@ describe('Capture with a part writer', () => {
       it(`hands out full parts in order and keeps only the rest (length ${expected === null ? 'unknown' : 'known'}, chunks of ${chunk})`, () => {
         const body = bytes(10_000);
         const { c, parts } = capture(1 << 20, expected, 1024);
-        const { result } = feed(c, parts, body, chunk);
+        const result = feed(c, body, chunk);
         // 9 full parts go out; the 10th (784 bytes) stays: a part is written only when more follows.
         expect(parts.map((p) => p.length)).toEqual(Array(9).fill(1024));
         expect(result.parts).toBe(9);
@@ -48,7 +48,7 @@ describe('Capture with a part writer', () => {
 
   it('keeps a body of exactly one part in memory (no part written)', () => {
     const { c, parts } = capture(1 << 20, 1024, 1024);
-    const { result } = feed(c, parts, bytes(1024), 100);
+    const result = feed(c, bytes(1024), 100);
     expect(parts).toHaveLength(0);
     expect(result.parts).toBe(0);
     expect(result.data.equals(bytes(1024))).toBe(true);
@@ -57,7 +57,7 @@ describe('Capture with a part writer', () => {
   it('stops at the limit across parts and marks the body truncated', () => {
     const { c, parts } = capture(2500, null, 1024);
     const body = bytes(6000);
-    const { result } = feed(c, parts, body, 700);
+    const result = feed(c, body, 700);
     expect(parts.map((p) => p.length)).toEqual([1024, 1024]);
     expect(Buffer.concat([...parts, result.data]).equals(body.subarray(0, 2500))).toBe(true);
     expect(result.truncated).toBe(true);
@@ -68,8 +68,7 @@ describe('Capture with a part writer', () => {
     const seen = new Set<ArrayBufferLike>();
     const c = new Capture(1 << 20, 1 << 20, (_seq, data) => seen.add(data.buffer), 4096);
     const body = bytes(1 << 20);
-    for (let i = 0; i < body.length; i += 1500) c.add(body.subarray(i, i + 1500));
-    expect(c.capture().parts).toBe(255);
+    expect(feed(c, body, 1500).parts).toBe(255);
     // Every part came from the same memory: the capture never grew past one part.
     expect(seen.size).toBe(1);
   });
@@ -77,8 +76,7 @@ describe('Capture with a part writer', () => {
   it('without a part writer keeps the whole head in memory', () => {
     const c = new Capture(5000, null);
     const body = bytes(8000);
-    for (let i = 0; i < body.length; i += 999) c.add(body.subarray(i, i + 999));
-    const r = c.capture();
+    const r = feed(c, body, 999);
     expect(r.parts).toBe(0);
     expect(r.data.equals(body.subarray(0, 5000))).toBe(true);
     expect(r.truncated).toBe(true);

@@ -1,8 +1,23 @@
+import Database from 'better-sqlite3';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Verdict } from '../../../src/core/index.js';
 import type { RequestInput } from '../../../src/store/index.js';
+
+/**
+ * A second connection to a store's database file, as another process (or someone with write
+ * access to the file) would have; closed by the test file's `cleanups`.
+ */
+export function rawDb(
+  dataDir: string,
+  cleanups: (() => unknown)[],
+  readonly = false,
+): Database.Database {
+  const db = new Database(join(dataDir, 'trustrun.db'), { readonly });
+  cleanups.push(() => db.close());
+  return db;
+}
 
 /** Temporary directories made by a test file, removed by `cleanup()` in afterEach. */
 export class TempDirs {

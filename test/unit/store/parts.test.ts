@@ -1,9 +1,7 @@
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../../src/store/index.js';
 import { redactRequest } from '../../../src/store/redact/index.js';
-import { TempDirs, expectCode, findMarker, requestInput } from './helpers.js';
+import { TempDirs, expectCode, findMarker, rawDb, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
 const cleanups: (() => unknown)[] = [];
@@ -56,12 +54,6 @@ async function streamed(store: Store, session: string, body: Buffer, complete = 
   return { id, parts: seq };
 }
 
-function rawDb(dataDir: string): Database.Database {
-  const db = new Database(join(dataDir, 'trustrun.db'));
-  cleanups.push(() => db.close());
-  return db;
-}
-
 describe('bodies stored in parts', () => {
   it('reads a body written in parts back whole, and keeps none of it in the request row', async () => {
     const { dataDir, store, session } = await open();
@@ -72,7 +64,7 @@ describe('bodies stored in parts', () => {
     expect(got.responseBody!.equals(body)).toBe(true);
     expect(got.responseSize).toBe(body.length);
 
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     const row = db
       .prepare('SELECT response_body, response_body_parts FROM requests WHERE id = ?')
       .get(id) as { response_body: Buffer | null; response_body_parts: number };
@@ -92,7 +84,7 @@ describe('bodies stored in parts', () => {
     const { id, parts } = await streamed(store, session, body);
     expect(parts).toBe(0);
     expect(store.getRequest(id)!.responseBody!.toString()).toBe('{"ok":true}');
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     expect(db.prepare('SELECT COUNT(*) AS n FROM body_parts').get()).toEqual({ n: 0 });
     expect(
       (
@@ -130,7 +122,9 @@ describe('bodies stored in parts', () => {
     const { dataDir, store, session } = await open();
     const body = numbered(3 * PART + 10);
     const { id } = await streamed(store, session, body);
-    rawDb(dataDir).prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 1').run(id);
+    rawDb(dataDir, cleanups)
+      .prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 1')
+      .run(id);
     const got = store.getRequest(id)!;
     expect(got.url).toBe('/v1/patients/12345?include=labs'); // the rest of the record opens
     expect(got.status).toBe(200);
@@ -142,7 +136,7 @@ describe('bodies stored in parts', () => {
   it('does not open a body cut short after it was stored (the last part is sealed as the last)', async () => {
     const { dataDir, store, session } = await open();
     const { id } = await streamed(store, session, numbered(3 * PART + 10));
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     db.prepare('DELETE FROM body_parts WHERE request_id = ? AND seq = 3').run(id);
     // Lowering the count to the parts left makes part 2 the last: it was not sealed as one.
     db.prepare('UPDATE requests SET response_body_parts = 3 WHERE id = ?').run(id);
@@ -156,7 +150,7 @@ describe('bodies stored in parts', () => {
   it('refuses parts stored beyond the count the completion wrote', async () => {
     const { dataDir, store, session } = await open();
     const { id } = await streamed(store, session, numbered(2 * PART + 10));
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     const p0 = db
       .prepare('SELECT data FROM body_parts WHERE request_id = ? AND seq = 0')
       .get(id) as { data: Buffer };
@@ -170,7 +164,7 @@ describe('bodies stored in parts', () => {
     const { dataDir, store, session } = await open();
     const a = await streamed(store, session, numbered(3 * PART + 10));
     const b = await streamed(store, session, numbered(3 * PART + 10));
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     const part = (id: string, seq: number) =>
       (
         db.prepare('SELECT data FROM body_parts WHERE request_id = ? AND seq = ?').get(id, seq) as {
@@ -191,7 +185,7 @@ describe('bodies stored in parts', () => {
     await streamed(store, session, numbered(3 * PART + 10));
     store.endSession(session, { status: 'completed', exitCode: 0 });
     await store.purgeSession(session);
-    const db = rawDb(dataDir);
+    const db = rawDb(dataDir, cleanups);
     expect(db.prepare('SELECT COUNT(*) AS n FROM body_parts').get()).toEqual({ n: 0 });
   });
 

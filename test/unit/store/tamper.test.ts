@@ -1,9 +1,7 @@
-import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/index.js';
-import { TempDirs, dbFiles, expectCode, requestInput } from './helpers.js';
+import { TempDirs, dbFiles, expectCode, rawDb, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
 const cleanups: (() => unknown)[] = [];
@@ -33,8 +31,7 @@ async function seeded() {
   }
   await store.flush();
   // Another connection, as an attacker with write access to the file would have.
-  const db = new Database(join(dataDir, 'trustrun.db'));
-  cleanups.push(() => db.close());
+  const db = rawDb(dataDir, cleanups);
   return { dataDir, store, db, session: s.id, ids: ids as [string, string] };
 }
 

@@ -1,10 +1,8 @@
-import Database from 'better-sqlite3';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/index.js';
 import type { SqliteStore } from '../../../src/store/store.js';
 import { until } from '../../helpers/wait.js';
-import { TempDirs, blockVerdict, expectCode, requestInput } from './helpers.js';
+import { TempDirs, blockVerdict, expectCode, rawDb, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
 const cleanups: (() => unknown)[] = [];
@@ -23,11 +21,7 @@ async function newStore(
   return { store, dataDir, db: (store as SqliteStore).db };
 }
 
-function otherConnection(dataDir: string, readonly = false): Database.Database {
-  const db = new Database(join(dataDir, 'trustrun.db'), { readonly });
-  cleanups.push(() => db.close());
-  return db;
-}
+const otherConnection = (dataDir: string, readonly = false) => rawDb(dataDir, cleanups, readonly);
 
 describe('batching writer', () => {
   it('commits 1,000 concurrent requests in a few shared transactions, each before it resolves', async () => {
