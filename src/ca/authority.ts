@@ -1,17 +1,19 @@
 import {
   X509Certificate,
   createPrivateKey,
+  generateKeyPair,
   randomBytes,
-  webcrypto,
   type KeyObject,
 } from 'node:crypto';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { TrustRunError, ensurePrivateDir, type DataPaths } from '../core/index.js';
 import { ensureBundle } from './bundle.js';
 import { certificateExtension, certificateSubject, pemEncode, readTlv } from './der.js';
 import { exists, octalMode, writeFileAtomic } from './files.js';
+import { randomSerial, selfSignedCa } from './x509.js';
 
 /** The local CA as the rest of the program sees it. The private key is not part of it. */
 export interface CertificateAuthority {
@@ -118,42 +120,23 @@ async function tryLock(file: string): Promise<(() => Promise<void>) | null> {
   }
 }
 
-function randomSerialHex(): string {
-  const b = randomBytes(16);
-  b[0] = ((b[0] as number) & 0x7f) | 0x01; // positive, minimal encoding, never zero
-  return b.toString('hex');
-}
-
 async function createCa(paths: DataPaths): Promise<void> {
-  // Loaded only here: the library takes a noticeable time to import, and only creation needs it.
-  const { x509 } = await import('./x509.js');
-  const alg = { name: 'ECDSA', namedCurve: 'P-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
-  const notBefore = new Date(Math.floor((Date.now() - HOUR) / 1000) * 1000);
-  const notAfter = new Date(notBefore.getTime() + CA_VALIDITY_DAYS * DAY);
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialHex(),
-    name: [{ CN: [`TrustRun Local CA ${randomBytes(4).toString('hex')}`] }],
-    notBefore,
-    notAfter,
-    keys,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('ec', {
+    namedCurve: 'prime256v1',
   });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const notBefore = new Date(Math.floor((Date.now() - HOUR) / 1000) * 1000);
+  const certDer = selfSignedCa({
+    commonName: `TrustRun Local CA ${randomBytes(4).toString('hex')}`,
+    serial: randomSerial(),
+    notBefore,
+    notAfter: new Date(notBefore.getTime() + CA_VALIDITY_DAYS * DAY),
+    key: privateKey,
+    spki: publicKey.export({ type: 'spki', format: 'der' }),
+  });
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   // Key first: a certificate on disk always has its key beside it.
   await writeFileAtomic(paths.caKey, pemEncode('PRIVATE KEY', pkcs8), 0o600);
-  await writeFileAtomic(paths.caCert, pemEncode('CERTIFICATE', Buffer.from(cert.rawData)), 0o644);
+  await writeFileAtomic(paths.caCert, pemEncode('CERTIFICATE', certDer), 0o644);
 }
 
 /** Reads a CA file; an unreadable one (permissions, a directory) is a TR_CA_INVALID. */

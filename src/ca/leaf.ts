@@ -1,27 +1,23 @@
-import { createHash, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { CaSecrets } from './authority.js';
 import * as der from './der.js';
 import type { NormalizedHost } from './hostname.js';
+import {
+  OID,
+  commonNameSubject,
+  extension,
+  keyIdentifier,
+  randomSerial,
+  signatureAlgorithm,
+  signedCertificate,
+  tbsCertificate,
+} from './x509.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** CA/Browser Forum and Apple limit for TLS server certificates. */
 export const MAX_LEAF_DAYS = 397;
-
-const OID = {
-  ecdsaSha256: '1.2.840.10045.4.3.2',
-  ecdsaSha384: '1.2.840.10045.4.3.3',
-  rsaSha256: '1.2.840.113549.1.1.11',
-  commonName: '2.5.4.3',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
-  extKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-};
 
 /** The one key every leaf certificate of this process shares (EC P-256). */
 export interface LeafKey {
@@ -47,32 +43,11 @@ async function makeLeafKey(): Promise<LeafKey> {
     namedCurve: 'prime256v1',
   });
   const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
-  // SubjectPublicKeyInfo = SEQUENCE { algorithm, subjectPublicKey BIT STRING }
-  const [, bits] = der.children(spkiDer, der.readTlv(spkiDer, 0));
-  if (!bits) throw new Error('malformed SubjectPublicKeyInfo');
-  const keyBits = spkiDer.subarray(bits.contentStart + 1, bits.end);
   return {
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     spkiDer,
-    keyId: createHash('sha1').update(keyBits).digest(),
+    keyId: keyIdentifier(spkiDer),
   };
-}
-
-/** Digest and AlgorithmIdentifier for the CA key's type. */
-function signatureAlgorithm(key: KeyObject): { digest: string; algId: Buffer } {
-  if (key.asymmetricKeyType === 'rsa') {
-    return { digest: 'sha256', algId: der.seq(der.oid(OID.rsaSha256), der.NULL) };
-  }
-  if (key.asymmetricKeyDetails?.namedCurve === 'secp384r1') {
-    return { digest: 'sha384', algId: der.seq(der.oid(OID.ecdsaSha384)) };
-  }
-  return { digest: 'sha256', algId: der.seq(der.oid(OID.ecdsaSha256)) };
-}
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical
-    ? der.seq(der.oid(id), der.bool(true), der.octets(value))
-    : der.seq(der.oid(id), der.octets(value));
 }
 
 /** The parts of a leaf that are the same for every host, encoded once per minter. */
@@ -133,31 +108,27 @@ export async function mintLeaf(
   const notAfter = new Date(
     Math.min(notBefore.getTime() + MAX_LEAF_DAYS * DAY, t.ca.notAfter.getTime()),
   );
-  const serial = randomBytes(16);
-  serial[0] = ((serial[0] as number) & 0x7f) | 0x01;
   const hasCn = host.name.length <= 64;
-  const subject = hasCn
-    ? der.seq(der.set(der.seq(der.oid(OID.commonName), der.utf8(host.name))))
-    : der.seq();
+  const subject = hasCn ? commonNameSubject(host.name) : der.seq();
   const name = host.ip
     ? der.implicit(7, host.ip)
     : der.implicit(2, Buffer.from(host.name, 'ascii'));
   // RFC 5280 4.2.1.6: SAN is critical when the subject is empty.
   const san = extension(OID.subjectAltName, !hasCn, der.seq(name));
-  const tbs = der.seq(
-    der.explicit(0, der.integer(Buffer.from([2]))),
-    der.integer(serial),
-    t.algId,
-    t.ca.subjectDer,
-    der.seq(der.time(notBefore), der.time(notAfter)),
+  const tbs = tbsCertificate({
+    serial: randomSerial(),
+    algId: t.algId,
+    issuer: t.ca.subjectDer,
+    notBefore,
+    notAfter,
     subject,
-    t.spki,
-    der.explicit(3, der.seq(t.fixedExtensions, san)),
-  );
+    spki: t.spki,
+    extensions: Buffer.concat([t.fixedExtensions, san]),
+  });
   const signature = t.signInline
     ? sign(t.digest, tbs, t.ca.key)
     : await signAsync(t.digest, tbs, t.ca.key);
-  return { certDer: der.seq(tbs, t.algId, der.bitString(signature)), notBefore, notAfter };
+  return { certDer: signedCertificate(tbs, t.algId, signature), notBefore, notAfter };
 }
 
 function signAsync(digest: string, data: Buffer, key: KeyObject): Promise<Buffer> {

@@ -4,6 +4,12 @@ import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
+/**
+ * Test certificates come from a general X.509 library, independent of the product's own encoder
+ * (src/ca/x509.ts), so each checks the other.
+ */
+export { x509 };
+
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 export interface TestCa {

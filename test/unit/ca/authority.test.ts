@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { chmod, copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -45,7 +45,13 @@ describe('loadOrCreateCa: a new CA', () => {
     const text = opensslText(cert.raw);
     expect(text).toMatch(/X509v3 Basic Constraints: critical\s+CA:TRUE, pathlen:0\n/);
     expect(text).toMatch(/X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign\n/);
-    expect(text).toMatch(/X509v3 Subject Key Identifier:\s+[0-9A-F:]{59}\n/);
+    // RFC 5280 method 1: SHA-1 of the public key bits (a P-256 SubjectPublicKeyInfo is 91 bytes,
+    // the last 65 of them the uncompressed point).
+    const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+    expect(spki.length).toBe(91);
+    const keyId = createHash('sha1').update(spki.subarray(26)).digest('hex').toUpperCase();
+    const ski = /X509v3 Subject Key Identifier:\s+([0-9A-F:]{59})\n/.exec(text)?.[1];
+    expect(ski?.replaceAll(':', '')).toBe(keyId);
     expect(text).toContain('Signature Algorithm: ecdsa-with-SHA256');
 
     // The returned object describes the files on disk.

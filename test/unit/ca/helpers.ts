@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { TLSSocket, connect, type SecureContext } from 'node:tls';
 import { dataPaths, type DataPaths } from '../../../src/core/index.js';
 import type { LeafMinter } from '../../../src/ca/index.js';
-import { x509 } from '../../../src/ca/x509.js';
+import { x509 } from '../../helpers/pki.js';
 import { pemEncode } from '../../../src/ca/der.js';
 
 const dirs: string[] = [];
