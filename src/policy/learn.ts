@@ -9,16 +9,23 @@
  */
 import { createRequire } from 'node:module';
 import type * as Tldts from 'tldts';
-import { Document, isSeq } from 'yaml';
+import type * as Yaml from 'yaml';
 import type { Action } from '../core/index.js';
 import { canonicalIp, parseHostLiteral, parseIp } from './ip.js';
-import { matchError } from './schema.js';
+import { matchError } from './match.js';
 
 /** tldts (the Public Suffix List), loaded on first use: only learning needs it. */
 let tldtsModule: typeof Tldts | undefined;
 function tldts(): typeof Tldts {
   tldtsModule ??= createRequire(import.meta.url)('tldts') as typeof Tldts;
   return tldtsModule;
+}
+
+/** The YAML writer, loaded on first use like tldts. */
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yamlModule;
 }
 
 /** One destination as observed, with how many times (connections) it was seen. */
@@ -178,6 +185,7 @@ function toYaml(
   p: Pick<LearnedPolicy, 'name' | 'description' | 'defaultAction' | 'rules'>,
   comment?: string,
 ): string {
+  const { Document, isSeq } = yaml();
   const doc = new Document({
     version: 2,
     name: p.name,

@@ -6,7 +6,7 @@
 import { readFile, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { TrustRunError } from '../core/index.js';
-import { compilePolicy } from './compile.js';
+import { compilePolicy, type PolicyParts } from './compile.js';
 import { PRESETS } from './presets.js';
 import type { PolicyDoc } from './schema.js';
 import {
@@ -159,12 +159,15 @@ class Loader {
   }
 }
 
-/** Parses policy text; `file` names it in messages and anchors relative `inherit` paths. */
-export async function parsePolicy(
+/**
+ * Parses policy text into the flattened rule list, as plain data (what a worker can send back);
+ * `file` names it in messages and anchors relative `inherit` paths.
+ */
+export async function assemblePolicy(
   text: string,
   file: string,
   opts: LoadOptions = {},
-): Promise<CompiledPolicy> {
+): Promise<PolicyParts> {
   const abs = resolve(file);
   const top = parseFile(text, file, await identity(abs), dirname(abs));
   const loader = new Loader();
@@ -177,18 +180,18 @@ export async function parsePolicy(
         'as a violation (docs/policy.md explains how to migrate)',
     );
   }
-  return compilePolicy({
+  return {
     name: top.doc.name,
     format: top.doc.format,
     captureLevel: top.doc.captureLevel,
     files: loader.order.map((f) => f.display),
     rules: loader.drafts.map((d, index) => ({ index, ...d })),
     defaultAction: top.doc.defaultAction,
-  });
+  };
 }
 
-/** Reads and parses a policy file. */
-export async function loadPolicy(file: string, opts: LoadOptions = {}): Promise<CompiledPolicy> {
+/** Reads a policy file and assembles it (see assemblePolicy). */
+export async function readPolicyFile(file: string, opts: LoadOptions = {}): Promise<PolicyParts> {
   let text: string;
   try {
     text = await readFile(resolve(file), 'utf8');
@@ -198,5 +201,19 @@ export async function loadPolicy(file: string, opts: LoadOptions = {}): Promise<
       `${file}: cannot read policy file: ${reasonOf(err)}`,
     );
   }
-  return parsePolicy(text, file, opts);
+  return assemblePolicy(text, file, opts);
+}
+
+/** Parses policy text and compiles the evaluator. */
+export async function parsePolicy(
+  text: string,
+  file: string,
+  opts: LoadOptions = {},
+): Promise<CompiledPolicy> {
+  return compilePolicy(await assemblePolicy(text, file, opts));
+}
+
+/** Reads a policy file and compiles the evaluator. */
+export async function loadPolicy(file: string, opts: LoadOptions = {}): Promise<CompiledPolicy> {
+  return compilePolicy(await readPolicyFile(file, opts));
 }

@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import { ACTIONS, CAPTURE_LEVELS, type Action, type CaptureLevel } from '../core/index.js';
-import { hostGlobError, pathGlobError } from './glob.js';
-import { looksLikeNetwork, parseNetwork } from './ip.js';
+import { pathGlobError } from './glob.js';
+import { describe, matchError } from './match.js';
 import type { PolicyFormat } from './types.js';
 
 /** A rule as validated, before flattening. */
@@ -30,15 +30,6 @@ export interface PolicyDoc {
 }
 
 const LEGACY_ACTIONS: readonly Action[] = ['alert', 'block', 'kill'];
-
-/** A value as a person would name it in an error. */
-export function describe(v: unknown): string {
-  if (v === null || v === undefined) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return 'a list';
-  return 'a mapping';
-}
 
 function oneOrList(v: unknown): unknown[] {
   if (v === undefined || v === null) return [];
@@ -77,21 +68,6 @@ function action(format: PolicyFormat, required: boolean) {
       ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     });
-}
-
-/** Error text for a `match`, or null when it is a valid host glob, IP address or CIDR. */
-export function matchError(match: string): string | null {
-  if (match.trim() !== match) return `match ${describe(match)} has spaces around it`;
-  if (looksLikeNetwork(match) && !match.includes('://') && !/^[^:]+:\d+$/.test(match)) {
-    const net = parseNetwork(match);
-    if (typeof net === 'string') {
-      const kind = match.includes('/') ? 'CIDR' : 'IP address';
-      return `bad ${kind} ${describe(match)}: ${net}`;
-    }
-    return null;
-  }
-  const err = hostGlobError(match);
-  return err === null ? null : `match ${describe(match)} ${err}`;
 }
 
 const matchField = z

@@ -3,9 +3,9 @@
  * a one-line `FILE:LINE:COL: what (path)` error.
  */
 import type { z } from 'zod';
+import { describe } from './match.js';
 import {
   KNOWN_KEYS,
-  describe,
   legacyPolicySchema,
   toPolicyDoc,
   v2PolicySchema,

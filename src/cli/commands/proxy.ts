@@ -10,7 +10,7 @@ import {
   type Logger,
 } from '../../core/index.js';
 import { LeafMinter, loadOrCreateCa, type CertificateAuthority } from '../../ca/index.js';
-import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
+import { loadPolicyInWorker, type CompiledPolicy } from '../../policy/index.js';
 import type { ApiServer } from '../../api/index.js';
 import { findSocketOwner, killTree } from '../../monitor/index.js';
 import { openStore, type Store } from '../../store/index.js';
@@ -130,7 +130,7 @@ export async function startProxySession(
   const warn = extra.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
   const resolve = opts.resolve.map(parseResolveRule);
   const upstreamCa = opts.upstreamCa.map(readCaFile);
-  const policy = opts.policy ? await loadPolicy(opts.policy, { warn }) : null;
+  const policy = opts.policy ? await loadPolicyInWorker(opts.policy, { warn }) : null;
   const level: CaptureLevel = opts.level ?? policy?.captureLevel ?? 'metadata';
   const dataDir = dataDirFrom(opts);
   const paths = dataPaths(dataDir);
@@ -201,7 +201,7 @@ export async function startProxySession(
     async reloadPolicy() {
       if (!opts.policy) return { ok: false, message: 'no --policy file to reload' };
       try {
-        const next = await loadPolicy(opts.policy, { warn });
+        const next = await loadPolicyInWorker(opts.policy, { warn });
         current = next;
         proxy.setPolicy(next);
         return {

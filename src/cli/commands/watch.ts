@@ -9,7 +9,7 @@ import {
   type KillInfo,
   type MonitorEvent,
 } from '../../monitor/index.js';
-import { loadPolicy, type CompiledPolicy } from '../../policy/index.js';
+import { loadPolicyInWorker, type CompiledPolicy } from '../../policy/index.js';
 import { openStore, type Store } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption } from '../common.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
@@ -64,7 +64,7 @@ function parsePid(text: string | undefined): number {
 async function readPolicy(file: string, io: WatchIo): Promise<CompiledPolicy> {
   if (!existsSync(file))
     throw new TrustRunError('TR_USAGE', `watch: policy file not found: ${file}`);
-  return loadPolicy(file, { warn: (msg) => io.err(`trustrun: warning: ${msg}\n`) });
+  return loadPolicyInWorker(file, { warn: (msg) => io.err(`trustrun: warning: ${msg}\n`) });
 }
 
 /**
