@@ -40,11 +40,12 @@ export function openDatabase(path: string, busyTimeoutMs: number): Db {
     db.pragma('foreign_keys = ON');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
     // Checkpoint every ~16 MiB of WAL instead of ~4 MiB: a page written by a request's insert
-    // and again by its completion is copied into the database once. An 8 MiB page cache keeps
-    // the index pages that every insert touches in memory. After a checkpoint the WAL file is
+    // and again by its completion is copied into the database once. Inserts append at the right
+    // edge of each B-tree, so a 2 MiB page cache holds what they touch (8 MiB measured no
+    // faster, and left ~6 MB more in the proxy after load). After a checkpoint the WAL file is
     // cut back to 64 MiB at most.
     db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
-    db.pragma('cache_size = -8192');
+    db.pragma('cache_size = -2048');
     db.pragma('journal_size_limit = 67108864');
     for (const suffix of ['-wal', '-shm']) {
       if (fileExists(path + suffix)) chmodSync(path + suffix, 0o600);

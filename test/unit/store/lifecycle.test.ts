@@ -108,7 +108,7 @@ describe('schema and migrations', () => {
     expect(p('temp_store')).toBe(2); // MEMORY
     expect(p('foreign_keys')).toBe(1);
     expect(p('busy_timeout')).toBe(2000);
-    expect(p('cache_size')).toBe(-8192);
+    expect(p('cache_size')).toBe(-2048);
     expect(p('wal_autocheckpoint')).toBe(4000);
   });
 });
