@@ -186,23 +186,38 @@ function sameAddr(a: string, b: string): boolean {
 
 /**
  * Finds the process that owns the TCP socket whose local end is addr:port (the client end of a
- * connection to the proxy). `candidates` limits the search (e.g. a monitored process tree);
- * without it every process is searched.
+ * connection to the proxy). `peerPort` is the other end's port (the proxy's side of that
+ * connection): the same local address and port can appear more than once in the socket table
+ * (an earlier connection in TIME_WAIT, which no process owns, or a live one to another
+ * destination), so with it only the right row is taken. Rows no process owns are skipped.
+ * `candidates` limits the search (e.g. a monitored process tree); without it every process is
+ * searched.
  */
 export function findSocketOwner(
   addr: string,
   port: number,
-  opts: { candidates?: number[]; root?: string; exclude?: number[] } = {},
+  opts: { candidates?: number[]; root?: string; exclude?: number[]; peerPort?: number } = {},
 ): { pid: number; exe: string | null } | null {
   const root = opts.root ?? '/proc';
-  const entry = readSocketTable(root).find(
-    (e) => e.protocol === 'tcp' && e.localPort === port && sameAddr(e.localAddr, addr),
+  const inodes = new Set(
+    readSocketTable(root)
+      .filter(
+        (e) =>
+          e.protocol === 'tcp' &&
+          e.inode !== 0 &&
+          e.localPort === port &&
+          sameAddr(e.localAddr, addr) &&
+          (opts.peerPort === undefined || e.remotePort === opts.peerPort),
+      )
+      .map((e) => e.inode),
   );
-  if (!entry || entry.inode === 0) return null;
+  if (inodes.size === 0) return null;
   const exclude = new Set(opts.exclude ?? [process.pid]);
   for (const pid of opts.candidates ?? allPids(root)) {
     if (exclude.has(pid)) continue;
-    if (socketInodes(pid, root).has(entry.inode)) return { pid, exe: processExe(pid, root) };
+    for (const inode of socketInodes(pid, root)) {
+      if (inodes.has(inode)) return { pid, exe: processExe(pid, root) };
+    }
   }
   return null;
 }

@@ -222,18 +222,20 @@ export class InterceptingProxy {
   private identify(socket: Duplex): {
     addr: string;
     port: number;
+    proxyPort: number;
     client: ReturnType<NonNullable<ProxyDeps['identify']>>;
   } {
     const s = socket as Socket;
     const addr = s.remoteAddress ?? '';
     const port = s.remotePort ?? 0;
+    const proxyPort = s.localPort ?? 0;
     let client = null;
     try {
       client = this.deps.identify?.(addr, port) ?? null;
     } catch {
       client = null;
     }
-    return { addr, port, client };
+    return { addr, port, proxyPort, client };
   }
 
   private recordViolation(
@@ -263,6 +265,7 @@ export class InterceptingProxy {
         this.deps.kill?.(tunnel.client, verdict, {
           addr: tunnel.clientAddr,
           port: tunnel.clientPort,
+          proxyPort: tunnel.proxyPort,
         }) ?? null;
     } catch (err) {
       this.deps.logger.warn({ err }, 'kill failed');
@@ -362,6 +365,7 @@ export class InterceptingProxy {
       dest,
       clientAddr: who.addr,
       clientPort: who.port,
+      proxyPort: who.proxyPort,
       client: who.client,
       verdict,
       startedAt,
@@ -706,6 +710,7 @@ export class InterceptingProxy {
         dest,
         clientAddr: who.addr,
         clientPort: who.port,
+        proxyPort: who.proxyPort,
         client: who.client,
         // Plain requests have no CONNECT: every verdict is a per-request one.
         verdict: this.policyGate ? 'per-request' : null,

@@ -173,11 +173,12 @@ export interface ProxyDeps {
   /**
    * Called when a verdict says kill; returns the process terminated, or null when none could be.
    * `client` is what `identify` found (null when it found nothing or is not given); `from` is the
-   * client socket's address, still open, for a lookup done only when a kill is needed.
+   * client socket's address, still open, and the proxy's port on that connection, for a lookup
+   * done only when a kill is needed.
    */
   kill?: (
     client: ClientIdentity | null,
     verdict: Verdict,
-    from: { addr: string; port: number },
+    from: { addr: string; port: number; proxyPort: number },
   ) => ClientIdentity | null;
 }

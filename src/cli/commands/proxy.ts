@@ -232,9 +232,11 @@ export async function startProxySession(
 export function killSocketOwner(
   client: { pid: number; exe: string | null } | null,
   _verdict: unknown,
-  from: { addr: string; port: number },
+  from: { addr: string; port: number; proxyPort: number },
 ): { pid: number; exe: string | null } | null {
-  const owner = client ?? (isLoopback(from.addr) ? findSocketOwner(from.addr, from.port) : null);
+  const lookup = (): { pid: number; exe: string | null } | null =>
+    findSocketOwner(from.addr, from.port, from.proxyPort > 0 ? { peerPort: from.proxyPort } : {});
+  const owner = client ?? (isLoopback(from.addr) ? lookup() : null);
   if (!owner || owner.pid === process.pid || owner.pid <= 1) return null;
   return killTree(owner.pid).length > 0 ? owner : null;
 }

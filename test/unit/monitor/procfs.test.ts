@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import {
   decodeAddress,
@@ -9,6 +12,7 @@ import {
   parseProcNet,
   processTree,
 } from '../../../src/monitor/index.js';
+import { FakeProc } from './fakeproc.js';
 
 describe('procfs parsing', () => {
   it('decodes IPv4, IPv6 and IPv4-mapped addresses as the kernel writes them', () => {
@@ -48,6 +52,40 @@ describe('procfs parsing', () => {
   });
 });
 
+describe('socket owner (recorded procfs)', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  // 127.0.0.1:54321 (D431) seen three times: an earlier connection to port 8080 (1F90) in
+  // TIME_WAIT (06), owned by no process (inode 0), and two live ones, to 8080 and to 9090 (2382),
+  // owned by different processes.
+  function table(): FakeProc {
+    dir = mkdtempSync(join(tmpdir(), 'trustrun-proc-'));
+    const proc = new FakeProc(dir);
+    proc.proc(100, 1);
+    proc.proc(200, 1);
+    proc.fd(100, 3, 1111);
+    proc.fd(200, 3, 2222);
+    proc.table('tcp', [
+      ['0100007F:D431', '0100007F:1F90', '06', 0],
+      ['0100007F:D431', '0100007F:2382', '01', 1111],
+      ['0100007F:D431', '0100007F:1F90', '01', 2222],
+    ]);
+    return proc;
+  }
+
+  it('skips rows no process owns (TIME_WAIT) and takes the row of the given peer port', () => {
+    const { root } = table();
+    const find = (peerPort?: number) =>
+      findSocketOwner('127.0.0.1', 54321, { root, ...(peerPort ? { peerPort } : {}) })?.pid;
+    expect(find(8080)).toBe(200);
+    expect(find(9090)).toBe(100);
+    expect(find(7070)).toBeUndefined();
+    // Without the peer port, any owned row of that local port: never the TIME_WAIT one.
+    expect([100, 200]).toContain(find());
+  });
+});
+
 describe('socket owner and process tree (live procfs)', () => {
   let server: Server;
   const children: ChildProcess[] = [];
@@ -69,7 +107,9 @@ describe('socket owner and process tree (live procfs)', () => {
     ]);
     children.push(child);
     const sock = await accepted;
-    const owner = findSocketOwner(sock.remoteAddress!, sock.remotePort!);
+    const owner = findSocketOwner(sock.remoteAddress!, sock.remotePort!, {
+      peerPort: sock.localPort!,
+    });
     expect(owner).toEqual({ pid: child.pid, exe: process.execPath });
     expect(findSocketOwner('127.0.0.1', 1)).toBeNull();
     sock.destroy();
