@@ -43,7 +43,7 @@ describe('the trustrun launcher', () => {
           child.once('exit', (code) => reject(new Error(`proxy exited with ${code}`)));
         });
         const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-        expect(cmdline).toContain('--max-semi-space-size=4');
+        expect(cmdline).toContain('--max-semi-space-size=2');
         const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
         expect(environ).toContain('MALLOC_ARENA_MAX=2');
         expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
