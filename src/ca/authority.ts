@@ -13,7 +13,7 @@ import { TrustRunError, ensurePrivateDir, type DataPaths } from '../core/index.j
 import { ensureBundle } from './bundle.js';
 import { certificateExtension, certificateSubject, pemEncode, readTlv } from './der.js';
 import { exists, octalMode, writeFileAtomic } from './files.js';
-import { randomSerial, selfSignedCa } from './x509.js';
+import { OID, randomSerial, selfSignedCa } from './x509.js';
 
 /** The local CA as the rest of the program sees it. The private key is not part of it. */
 export interface CertificateAuthority {
@@ -240,7 +240,7 @@ function checkKeyType(key: KeyObject, keyFile: string): void {
 
 /** The CA's subject key identifier (the extension holds an OCTET STRING), or null. */
 function subjectKeyId(certDer: Buffer): Buffer | null {
-  const value = certificateExtension(certDer, '2.5.29.14');
+  const value = certificateExtension(certDer, OID.subjectKeyIdentifier);
   if (!value) return null;
   const inner = readTlv(value, 0);
   return inner.tag === 0x04 ? Buffer.from(value.subarray(inner.contentStart, inner.end)) : null;

@@ -1,8 +1,8 @@
 /**
- * A minimal DER encoder and reader: just what a leaf certificate needs. Leaf minting builds the
- * to-be-signed bytes here instead of through a general ASN.1 library because it runs on the
- * event loop for every new host (a general library costs a few milliseconds per certificate;
- * this costs a few microseconds).
+ * A minimal DER encoder and reader: just what the CA and leaf certificates need (src/ca/x509.ts
+ * builds both on it). Leaf minting builds the to-be-signed bytes here instead of through a
+ * general ASN.1 library because it runs on the event loop for every new host (a general library
+ * costs a few milliseconds per certificate; this costs a few microseconds).
  */
 
 export function tlv(tag: number, content: Buffer): Buffer {

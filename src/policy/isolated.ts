@@ -35,9 +35,18 @@ export async function loadPolicyInWorker(
   const parts = await new Promise<PolicyParts>((resolve, reject) => {
     const request: WorkerRequest = { file, relayWarnings: warn !== undefined };
     const worker = new Worker(WORKER, { workerData: request });
+    const fail = (err: unknown): void => {
+      reject(err);
+      void worker.terminate();
+    };
     worker.on('message', (reply: WorkerReply) => {
-      if ('warning' in reply) warn?.(reply.warning);
-      else if ('parts' in reply) resolve(reply.parts);
+      if ('warning' in reply) {
+        try {
+          warn?.(reply.warning);
+        } catch (err) {
+          fail(err); // as loadPolicy: a throwing warn ends the load
+        }
+      } else if ('parts' in reply) resolve(reply.parts);
       else {
         const e = reply.error;
         reject(
@@ -47,7 +56,7 @@ export async function loadPolicyInWorker(
         );
       }
     });
-    worker.on('error', (err) => reject(err));
+    worker.on('error', (err) => reject(new Error(`policy loader failed: ${err.message}`)));
     worker.on('exit', (code) => reject(new Error(`policy loader stopped early (exit ${code})`)));
   });
   return compilePolicy(parts);

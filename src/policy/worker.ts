@@ -23,6 +23,6 @@ try {
   post({
     error: isTrustRunError(err)
       ? { code: err.code, message: err.message, hint: err.hint }
-      : { message: err instanceof Error ? (err.stack ?? err.message) : String(err) },
+      : { message: err instanceof Error ? err.message : String(err) },
   });
 }

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -126,5 +126,33 @@ console.log(JSON.stringify({ afterImport, afterLoad: yamlLoaded(), rules: p.rule
       JSON.parse(execFileSync(process.execPath, [script, fn, file], { encoding: 'utf8' }));
     expect(probe('loadPolicyInWorker')).toEqual({ afterImport: false, afterLoad: false, rules: 1 });
     expect(probe('loadPolicy')).toEqual({ afterImport: false, afterLoad: true, rules: 1 });
+  });
+
+  it('without a warn callback prints the legacy notice itself; a throwing warn fails the load', async () => {
+    const legacy = await write('legacy.yaml', 'rules:\n  - match: "*.x.com"\n    action: alert\n');
+    const script = await write(
+      'warn.mjs',
+      `const m = await import(${JSON.stringify(DIST_POLICY)});
+const p = await m.loadPolicyInWorker(process.argv[2]);
+console.log(p.format);
+`,
+    );
+    const r = spawnSync(process.execPath, [script, legacy], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('legacy');
+    expect(r.stderr).toMatch(/^trustrun: warning: .*legacy\.yaml: legacy policy file/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+
+    const thrown = await built
+      .loadPolicyInWorker(legacy, {
+        warn: () => {
+          throw new Error('warn broke');
+        },
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect((thrown as Error | null)?.message).toBe('warn broke');
   });
 });
