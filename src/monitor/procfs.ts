@@ -189,7 +189,8 @@ function sameAddr(a: string, b: string): boolean {
  * connection to the proxy). `peerPort` is the other end's port (the proxy's side of that
  * connection): the same local address and port can appear more than once in the socket table
  * (an earlier connection in TIME_WAIT, which no process owns, or a live one to another
- * destination), so with it only the right row is taken. Rows no process owns are skipped.
+ * destination), so with it only the right row is taken (0 or absent: any). Rows no process
+ * owns are skipped.
  * `candidates` limits the search (e.g. a monitored process tree); without it every process is
  * searched.
  */
@@ -207,7 +208,7 @@ export function findSocketOwner(
           e.inode !== 0 &&
           e.localPort === port &&
           sameAddr(e.localAddr, addr) &&
-          (opts.peerPort === undefined || e.remotePort === opts.peerPort),
+          (!opts.peerPort || e.remotePort === opts.peerPort),
       )
       .map((e) => e.inode),
   );

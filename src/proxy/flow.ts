@@ -15,8 +15,6 @@ export interface Tunnel {
   dest: Destination;
   clientAddr: string;
   clientPort: number;
-  /** The proxy's own port on the client connection (0 when unknown). */
-  proxyPort: number;
   client: ClientIdentity | null;
   /** The verdict taken at CONNECT time, or 'per-request' when method/path rules decide. */
   verdict: Verdict | 'per-request' | null;

@@ -222,20 +222,18 @@ export class InterceptingProxy {
   private identify(socket: Duplex): {
     addr: string;
     port: number;
-    proxyPort: number;
     client: ReturnType<NonNullable<ProxyDeps['identify']>>;
   } {
     const s = socket as Socket;
     const addr = s.remoteAddress ?? '';
     const port = s.remotePort ?? 0;
-    const proxyPort = s.localPort ?? 0;
     let client = null;
     try {
       client = this.deps.identify?.(addr, port) ?? null;
     } catch {
       client = null;
     }
-    return { addr, port, proxyPort, client };
+    return { addr, port, client };
   }
 
   private recordViolation(
@@ -265,7 +263,8 @@ export class InterceptingProxy {
         this.deps.kill?.(tunnel.client, verdict, {
           addr: tunnel.clientAddr,
           port: tunnel.clientPort,
-          proxyPort: tunnel.proxyPort,
+          // Every client connection is to the proxy's one listener.
+          proxyPort: (this.outer.address() as AddressInfo | null)?.port ?? 0,
         }) ?? null;
     } catch (err) {
       this.deps.logger.warn({ err }, 'kill failed');
@@ -365,7 +364,6 @@ export class InterceptingProxy {
       dest,
       clientAddr: who.addr,
       clientPort: who.port,
-      proxyPort: who.proxyPort,
       client: who.client,
       verdict,
       startedAt,
@@ -710,7 +708,6 @@ export class InterceptingProxy {
         dest,
         clientAddr: who.addr,
         clientPort: who.port,
-        proxyPort: who.proxyPort,
         client: who.client,
         // Plain requests have no CONNECT: every verdict is a per-request one.
         verdict: this.policyGate ? 'per-request' : null,

@@ -234,9 +234,11 @@ export function killSocketOwner(
   _verdict: unknown,
   from: { addr: string; port: number; proxyPort: number },
 ): { pid: number; exe: string | null } | null {
-  const lookup = (): { pid: number; exe: string | null } | null =>
-    findSocketOwner(from.addr, from.port, from.proxyPort > 0 ? { peerPort: from.proxyPort } : {});
-  const owner = client ?? (isLoopback(from.addr) ? lookup() : null);
+  const owner =
+    client ??
+    (isLoopback(from.addr)
+      ? findSocketOwner(from.addr, from.port, { peerPort: from.proxyPort })
+      : null);
   if (!owner || owner.pid === process.pid || owner.pid <= 1) return null;
   return killTree(owner.pid).length > 0 ? owner : null;
 }
