@@ -33,7 +33,8 @@ export interface SeenConnection {
  */
 export interface TestUpstream {
   port: number;
-  connections: number;
+  /** Connections accepted so far (`sockets.length`). */
+  readonly connections: number;
   /** Every connection accepted, in order. */
   sockets: SeenConnection[];
   requests: SeenRequest[];
@@ -69,7 +70,9 @@ export async function startUpstream(
   const handler = opts.handler ?? defaultHandler;
   const state: TestUpstream = {
     port: 0,
-    connections: 0,
+    get connections() {
+      return this.sockets.length;
+    },
     sockets: [],
     requests: [],
     close: async () => undefined,
@@ -99,7 +102,6 @@ export async function startUpstream(
   const server: Server | HttpsServer = opts.leaf
     ? createHttps({ key: opts.leaf.keyPem, cert: opts.leaf.certPem }, onRequest)
     : createHttp(onRequest);
-  const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     const conn: SeenConnection = {
       accepted: Date.now(),
@@ -107,13 +109,11 @@ export async function startUpstream(
       requests: 0,
       closed: false,
     };
-    state.connections++;
     state.sockets.push(conn);
     seen.set(s, conn);
-    sockets.add(s);
     s.on('close', () => {
       conn.closed = true;
-      sockets.delete(s);
+      seen.delete(s);
     });
   });
   server.on('secureConnection', (t: Socket & { _parent?: Socket }) => {
@@ -124,7 +124,7 @@ export async function startUpstream(
   state.port = (server.address() as AddressInfo).port;
   state.close = () =>
     new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
+      for (const s of seen.keys()) s.destroy();
       server.close(() => r());
     });
   return state;

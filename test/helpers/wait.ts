@@ -13,3 +13,8 @@ export async function until(
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/** Resolves after `n` turns of the event loop (a setImmediate each). */
+export async function loopTurns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}

@@ -34,19 +34,7 @@ beforeAll(async () => {
   await writeFile(upstreamCaFile, ca.certPem);
   upstreamLeaf = await makeLeaf(ca, [HOST]);
   upstream = await startUpstream({ leaf: upstreamLeaf });
-  proxy = await startCliProxy(
-    [
-      '--level',
-      'headers',
-      '--data-dir',
-      dataDir,
-      '--resolve',
-      `${HOST}:443:127.0.0.1:${upstream.port}`,
-      '--upstream-ca',
-      upstreamCaFile,
-    ],
-    cleanEnv(),
-  );
+  proxy = await startCliProxy(proxyArgs('headers', dataDir, upstream.port), cleanEnv());
 });
 
 afterAll(async () => {
@@ -55,11 +43,31 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** Runs `script` in sh after `eval "$(trustrun ca env)"` and HTTPS_PROXY, nothing else. */
-function client(script: string) {
-  const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${dataDir}")" && export HTTPS_PROXY=${proxy.url} && `;
-  return run('sh', ['-c', setup + script], { env: cleanEnv({ HOME: dir }), timeoutMs: 60_000 });
+/** `trustrun proxy` arguments: LEVEL, its data directory, HOST resolved to the upstream's port. */
+function proxyArgs(level: 'headers' | 'full', data: string, upstreamPort: number): string[] {
+  return [
+    '--level',
+    level,
+    '--data-dir',
+    data,
+    '--resolve',
+    `${HOST}:443:127.0.0.1:${upstreamPort}`,
+    '--upstream-ca',
+    upstreamCaFile,
+  ];
 }
+
+/**
+ * A client runner: `script` in sh after `eval "$(trustrun ca env)"` for `data` and HTTPS_PROXY,
+ * nothing else, with HOME at `home`.
+ */
+function shellClient(data: string, proxyUrl: string, home: string) {
+  const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${proxyUrl} && `;
+  return (script: string) => run('sh', ['-c', setup + script], { env: cleanEnv({ HOME: home }) });
+}
+
+/** Runs `script` against the shared headers-level proxy. */
+const client = (script: string) => shellClient(dataDir, proxy.url, dir)(script);
 
 async function cli(...args: string[]) {
   const r = await run(process.execPath, [CLI, ...args, '--data-dir', dataDir], { env: cleanEnv() });
@@ -188,26 +196,13 @@ async function fullProxy(prefix: string, handler?: Handler) {
   const own = await mkdtemp(join(tmpdir(), prefix));
   const up = await startUpstream({ leaf: upstreamLeaf, handler });
   const data = join(own, 'data');
-  const p = await startCliProxy(
-    [
-      '--level',
-      'full',
-      '--data-dir',
-      data,
-      '--resolve',
-      `${HOST}:443:127.0.0.1:${up.port}`,
-      '--upstream-ca',
-      upstreamCaFile,
-    ],
-    cleanEnv(),
-  );
-  const setup = `eval "$("${process.execPath}" "${CLI}" ca env --data-dir "${data}")" && export HTTPS_PROXY=${p.url} && `;
+  const p = await startCliProxy(proxyArgs('full', data, up.port), cleanEnv());
   return {
     own,
     up,
     p,
     data,
-    client: (script: string) => run('sh', ['-c', setup + script], { env: cleanEnv({ HOME: own }) }),
+    client: shellClient(data, p.url, own),
     close: async () => {
       await p.stop();
       await up.close();

@@ -29,8 +29,10 @@ afterEach(async () => {
 });
 
 /** An upstream that answers `ok`; its `sockets` show when each connection opened and closed. */
-function watchedUpstream(port = 0): Promise<TestUpstream> {
-  return startUpstream({ leaf, port, handler: (_req, res) => res.end('ok') });
+async function watchedUpstream(port = 0): Promise<TestUpstream> {
+  const up = await startUpstream({ leaf, port, handler: (_req, res) => res.end('ok') });
+  closers.push(() => up.close());
+  return up;
 }
 
 /** The paths the upstream was asked for, in order. */
@@ -63,7 +65,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('upstream connection opened during the client handshake', () => {
   it('is TLS-connected before any request and carries the first request', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const h = await proxyTo(up.port);
     const t = await openTunnel(h);
     // No request has been sent: the upstream already has one verified TLS connection, idle.
@@ -80,7 +81,6 @@ describe('upstream connection opened during the client handshake', () => {
 
   it('closes a connection no request takes after the idle time, the tunnel still open', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const h = await proxyTo(up.port, { predialIdleMs: 300 });
     const t = await openTunnel(h);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
@@ -98,7 +98,6 @@ describe('upstream connection opened during the client handshake', () => {
 
   it('closes it when the tunnel ends before any request', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const h = await proxyTo(up.port, { predialIdleMs: 60_000 });
     const t = await openTunnel(h);
     await until(() => up.sockets[0]?.secured === true, 'the upstream handshake');
@@ -109,7 +108,6 @@ describe('upstream connection opened during the client handshake', () => {
 
   it('does not dial (nor mint) for a blocked CONNECT', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const policy = await parsePolicy(
       `version: 2\nrules:\n  - match: ${HOST}\n    action: block\n    reason: test\ndefaults:\n  action: allow\n`,
       'policy.yaml',
@@ -133,7 +131,6 @@ describe('upstream connection opened during the client handshake', () => {
 
   it('a request a path rule blocks: the upstream saw the TLS handshake and no request', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const policy = await parsePolicy(
       `version: 2\nrules:\n  - match: ${HOST}\n    paths: ["/admin/*"]\n    action: block\n    reason: admin\n  - match: ${HOST}\n    action: allow\ndefaults:\n  action: block\n`,
       'policy.yaml',
@@ -153,7 +150,6 @@ describe('upstream connection opened during the client handshake', () => {
 
   it('mints the leaf and opens the upstream connection at CONNECT time, before the ClientHello', async () => {
     const up = await watchedUpstream();
-    closers.push(() => up.close());
     const h = await proxyTo(up.port);
     const contexts = (h.proxy as unknown as { deps: { contexts: TestContexts } }).deps.contexts;
     const s = netConnect(h.port, '127.0.0.1');
@@ -192,7 +188,7 @@ describe('upstream connection opened during the client handshake', () => {
       s.write(`CONNECT ${HOST}:80 HTTP/1.1\r\nHost: ${HOST}:80\r\n\r\n`);
     });
     expect(out).toMatch(/^HTTP\/1.1 200/);
-    expect(plain.requests.map((r) => r.url)).toEqual(['/plain']);
+    expect(paths(plain)).toEqual(['/plain']);
     expect(plain.connections).toBe(1);
   });
 });
@@ -207,7 +203,6 @@ describe('a pre-dial that fails', () => {
     const t = await openTunnel(h); // the pre-dial meets a closed port
     await sleep(100);
     const up = await watchedUpstream(port);
-    closers.push(() => up.close());
     expect(await get(t, '/after')).toMatch(/^HTTP\/1.1 200/);
     expect(paths(up)).toEqual(['/after']);
     expect(up.sockets).toHaveLength(1);

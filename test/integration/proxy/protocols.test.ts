@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { ProxyAgent, request } from 'undici';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
@@ -46,10 +46,6 @@ function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> 
     setTimeout(() => s.destroy(), waitMs);
   });
 }
-
-/** Opens a CONNECT tunnel through the proxy and a TLS session inside it trusting the proxy CA. */
-const openTunnel = (h: Harness, target: string, servername: string): Promise<TLSSocket> =>
-  tunnelTls(h.port, h.proxyCa.certPem, target, servername);
 
 function readAll(t: TLSSocket, ms = 3000): Promise<string> {
   return new Promise((resolve) => {
@@ -187,7 +183,7 @@ describe('identity and strict parsing inside a tunnel', () => {
   for (const [label, payload] of bad) {
     it(`refuses ${label} with 400 and the upstream sees nothing`, async () => {
       const { upstream, h } = await setup('headers');
-      const t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
+      const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
       const done = readAll(t);
       t.write(payload);
       const out = await done;
@@ -202,7 +198,9 @@ describe('identity and strict parsing inside a tunnel', () => {
 
   it('refuses a TLS session whose SNI differs from the CONNECT target and flags it', async () => {
     const { upstream, h } = await setup('headers');
-    await expect(openTunnel(h, 'api.example.test:443', 'other.example.test')).rejects.toThrow();
+    await expect(
+      tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443', 'other.example.test'),
+    ).rejects.toThrow();
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     expect(h.recorder.connections[0]!.outcome).toMatch(/identity_mismatch|client_tls/);
     // At most the connection opened at CONNECT time for the allowed host (a TLS handshake, closed
@@ -213,18 +211,11 @@ describe('identity and strict parsing inside a tunnel', () => {
 
   it('records a client that does not trust the CA as a handshake failure, with no request row', async () => {
     const { upstream, h } = await setup('headers');
-    const err = await new Promise<Error>((resolve) => {
-      const s = netConnect(h.port, '127.0.0.1');
-      s.write('CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n');
-      s.once('data', () => {
-        const t = tlsConnect({ socket: s, servername: 'api.example.test', ca: upstreamCa.certPem });
-        t.once('error', (e) => {
-          s.destroy();
-          resolve(e);
-        });
-        t.once('secureConnect', () => resolve(new Error('unexpectedly trusted')));
-      });
-    });
+    // Trusting another CA than the proxy's: the handshake fails.
+    const err = await tunnelTls(h.port, upstreamCa.certPem, 'api.example.test:443').then(
+      () => new Error('unexpectedly trusted'),
+      (e: Error) => e,
+    );
     expect(err.message).toMatch(/self-signed|unable to verify|issuer/i);
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     expect(h.recorder.connections[0]).toMatchObject({
@@ -240,11 +231,11 @@ describe('identity and strict parsing inside a tunnel', () => {
 
   it('answers 431 for oversized headers and 414 for an oversized URL', async () => {
     const { upstream, h } = await setup('headers');
-    let t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
+    let t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
     let done = readAll(t);
     t.write(`GET /x HTTP/1.1\r\nHost: api.example.test\r\nX-Big: ${'a'.repeat(40_000)}\r\n\r\n`);
     expect(await done).toMatch(/^HTTP\/1.1 431/);
-    t = await openTunnel(h, 'api.example.test:443', 'api.example.test');
+    t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
     done = readAll(t);
     t.write(`GET /${'b'.repeat(9000)} HTTP/1.1\r\nHost: api.example.test\r\n\r\n`);
     expect(await done).toMatch(/^HTTP\/1.1 414/);

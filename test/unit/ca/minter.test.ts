@@ -11,7 +11,7 @@ import {
   loadOrCreateCa,
   type CertificateAuthority,
 } from '../../../src/ca/index.js';
-import { until } from '../../helpers/wait.js';
+import { loopTurns, until } from '../../helpers/wait.js';
 import { isTrustRunError } from '../../../src/core/index.js';
 import {
   cleanupTemp,
@@ -275,11 +275,6 @@ describe('LeafMinter: certificates', () => {
     expect(opensslText(cert.raw)).toMatch(/Signature Algorithm: sha256WithRSAEncryption/);
   });
 });
-
-/** Resolves after `n` turns of the event loop (a setImmediate each). */
-async function loopTurns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-}
 
 describe('LeafMinter: spare contexts', () => {
   it('takes a spare for a new host and refills it on refillSpares(), not right after the mint', async () => {

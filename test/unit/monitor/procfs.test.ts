@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,12 +54,10 @@ describe('procfs parsing', () => {
 
 describe('socket owner (recorded procfs)', () => {
   let dir = '';
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
   // 127.0.0.1:54321 (D431) seen three times: an earlier connection to port 8080 (1F90) in
   // TIME_WAIT (06), owned by no process (inode 0), and two live ones, to 8080 and to 9090 (2382),
   // owned by different processes.
-  function table(): FakeProc {
+  beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'trustrun-proc-'));
     const proc = new FakeProc(dir);
     proc.proc(100, 1);
@@ -71,13 +69,12 @@ describe('socket owner (recorded procfs)', () => {
       ['0100007F:D431', '0100007F:2382', '01', 1111],
       ['0100007F:D431', '0100007F:1F90', '01', 2222],
     ]);
-    return proc;
-  }
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('skips rows no process owns (TIME_WAIT) and takes the row of the given peer port', () => {
-    const { root } = table();
     const find = (peerPort?: number) =>
-      findSocketOwner('127.0.0.1', 54321, { root, ...(peerPort ? { peerPort } : {}) })?.pid;
+      findSocketOwner('127.0.0.1', 54321, { root: dir, peerPort })?.pid;
     expect(find(8080)).toBe(200);
     expect(find(9090)).toBe(100);
     expect(find(7070)).toBeUndefined();

@@ -28,11 +28,15 @@ async function write(name: string, text: string): Promise<string> {
   return file;
 }
 
-async function failure(p: Promise<unknown>): Promise<TrustRunError> {
-  const err = await p.then(
+/** What `p` rejects with, or null when it resolves. */
+const rejection = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
     () => null,
     (e: unknown) => e,
   );
+
+async function failure(p: Promise<unknown>): Promise<TrustRunError> {
+  const err = await rejection(p);
   // The built module has its own TrustRunError class; code and message are what callers read.
   if (!(err instanceof Error) || !('code' in err))
     throw new Error(`expected a failure, got ${String(err)}`);
@@ -143,16 +147,13 @@ console.log(p.format);
     expect(r.stderr).toMatch(/^trustrun: warning: .*legacy\.yaml: legacy policy file/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
 
-    const thrown = await built
-      .loadPolicyInWorker(legacy, {
+    const thrown = await rejection(
+      built.loadPolicyInWorker(legacy, {
         warn: () => {
           throw new Error('warn broke');
         },
-      })
-      .then(
-        () => null,
-        (e: unknown) => e,
-      );
+      }),
+    );
     expect((thrown as Error | null)?.message).toBe('warn broke');
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/index.js';
 import type { SqliteStore } from '../../../src/store/store.js';
-import { until } from '../../helpers/wait.js';
+import { loopTurns, until } from '../../helpers/wait.js';
 import { TempDirs, blockVerdict, expectCode, rawDb, requestInput } from './helpers.js';
 
 const temp = new TempDirs();
@@ -71,8 +71,7 @@ describe('batching writer', () => {
     expect(count()).toBe(0); // queued, not written in the caller's stack
     expect(store.stats.pending).toBe(10);
     // Nobody waits for them: they stay queued for the next record that is waited for...
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setImmediate(r));
+    await loopTurns(2);
     expect(count()).toBe(0);
     const before = store.stats.commits;
     const id = await store.addRequest(requestInput(s.id));
