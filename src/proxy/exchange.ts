@@ -30,6 +30,8 @@ export interface ExchangeEnv {
   ): void;
   /** Carries out a kill verdict; returns the note for the record. */
   kill(tunnel: Tunnel, verdict: Verdict): string;
+  /** Told the size of each body chunk relayed, either way (see Reclaimer). */
+  relayed(bytes: number): void;
 }
 
 function reply(res: ServerResponse, status: number, text: string, close = false): void {
@@ -262,8 +264,9 @@ export async function handleExchange(
           options.maxBody,
           contentLength(req.headers['content-length']),
           partWriter(deps, keptFor, 'request_body'),
+          env.relayed,
         )
-      : new ByteCounter()
+      : new ByteCounter(env.relayed)
     : null;
   if (reqTap) req.pipe(reqTap);
   const relay = new Relay(
@@ -272,6 +275,7 @@ export async function handleExchange(
       ? new Capture(options.maxBody, null, partWriter(deps, keptFor, 'response_body'))
       : null,
     startedAt,
+    env.relayed,
   );
   let clientGone = false;
   res.once('close', () => {

@@ -27,6 +27,8 @@ export class Relay implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     private readonly capture: Capture | null,
     private readonly startedAt: number,
+    /** Told the size of each body chunk relayed (see Reclaimer). */
+    private readonly relayed: (bytes: number) => void,
   ) {}
 
   /** Dispatches the request; resolves once the whole response was handed to the client. */
@@ -101,6 +103,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   onData(chunk: Buffer): boolean {
     if (this.settled || this.res.destroyed) return false;
     this.size += chunk.length;
+    this.relayed(chunk.length);
     this.capture?.add(chunk);
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.onDrain);

@@ -7,6 +7,7 @@ import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
 import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
 import { handleExchange, type ExchangeEnv } from './exchange.js';
+import { Reclaimer, exposedCollector } from './reclaim.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
 import { parseAuthority } from './headers.js';
 import { Resolver, type Destination } from './resolve.js';
@@ -112,6 +113,7 @@ export class InterceptingProxy {
       violation: (tunnel, verdict, enforced, requestId, method) =>
         this.recordViolation(tunnel, verdict, enforced, requestId, method),
       kill: (tunnel, verdict) => this.carryOutKill(tunnel, verdict),
+      relayed: deps.relayed ?? new Reclaimer(exposedCollector()).note,
     };
   }
 

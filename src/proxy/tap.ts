@@ -122,7 +122,12 @@ export class Capture {
 export class BodyTap extends Transform {
   private readonly head: Capture;
 
-  constructor(limit: number, expected: number | null = null, writePart: PartWriter | null = null) {
+  constructor(
+    limit: number,
+    expected: number | null,
+    writePart: PartWriter | null,
+    private readonly relayed: (bytes: number) => void,
+  ) {
     super();
     this.head = new Capture(limit, expected, writePart);
   }
@@ -132,6 +137,7 @@ export class BodyTap extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.relayed(chunk.length);
     this.head.add(chunk);
     done(null, chunk);
   }
@@ -145,8 +151,13 @@ export class BodyTap extends Transform {
 /** Counts bytes without keeping any (headers level). */
 export class ByteCounter extends Transform {
   size = 0;
+  constructor(private readonly relayed: (bytes: number) => void) {
+    super();
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.size += chunk.length;
+    this.relayed(chunk.length);
     done(null, chunk);
   }
 }

@@ -181,4 +181,9 @@ export interface ProxyDeps {
     verdict: Verdict,
     from: { addr: string; port: number; proxyPort: number },
   ) => ClientIdentity | null;
+  /**
+   * Told the size of each body chunk relayed, either way, at the headers and full levels.
+   * Default: a Reclaimer with the runtime's collector (see reclaim.ts).
+   */
+  relayed?: (bytes: number) => void;
 }

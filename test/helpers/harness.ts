@@ -45,6 +45,8 @@ export async function startProxy(
     proxyCa?: TestCa;
     /** The certificate source (default: leaves minted by `proxyCa`). */
     contexts?: ContextSource;
+    /** Told the size of each body chunk relayed (default: the proxy's own Reclaimer). */
+    relayed?: (bytes: number) => void;
   },
 ): Promise<Harness> {
   const recorder = new MemoryRecorder();
@@ -67,6 +69,7 @@ export async function startProxy(
       contexts: opts.contexts ?? new TestContexts(proxyCa),
       policy: opts.policy ?? null,
       logger: silentLogger(),
+      ...(opts.relayed ? { relayed: opts.relayed } : {}),
     },
   );
   const addr = await proxy.listen();

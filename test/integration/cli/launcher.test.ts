@@ -27,7 +27,7 @@ describe('the trustrun launcher', () => {
   }
 
   it.runIf(process.platform === 'linux')(
-    'starts node with the young generation capped and malloc tuned',
+    'starts node with the young generation capped, the collector exposed and malloc tuned',
     async () => {
       const child = spawn(CLI, ['proxy', '--port', '0', '--json', '--data-dir', dir], {
         env: baseEnv(),
@@ -44,6 +44,7 @@ describe('the trustrun launcher', () => {
         });
         const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
         expect(cmdline).toContain('--max-semi-space-size=2');
+        expect(cmdline).toContain('--expose-gc'); // for the proxy's Reclaimer
         const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
         expect(environ).toContain('MALLOC_ARENA_MAX=2');
         expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');

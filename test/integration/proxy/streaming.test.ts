@@ -89,6 +89,52 @@ describe('full level streaming', () => {
     }
   }, 120_000);
 
+  it.each(['headers', 'full'] as const)(
+    'tells the reclaimer of every body byte it relays, both ways (%s level)',
+    async (level) => {
+      const up = 300 * 1024 + 7;
+      const down = MiB + 5;
+      const ca = await makeTestCa();
+      const upstream = await startUpstream({
+        leaf: await makeLeaf(ca, ['count.example.test']),
+        keepBody: false,
+        handler: (_req, res) => {
+          res.writeHead(200, { 'content-length': String(down) });
+          pattern(down).pipe(res);
+        },
+      });
+      let relayed = 0;
+      let calls = 0;
+      const h = await startProxy({
+        level,
+        upstreamCa: [ca.certPem],
+        resolve: [parseResolveRule(`count.example.test:443:127.0.0.1:${upstream.port}`)],
+        relayed: (bytes) => {
+          relayed += bytes;
+          calls++;
+        },
+      });
+      closers.push(
+        () => upstream.close(),
+        () => h.close(),
+      );
+      const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+      closers.push(() => agent.close());
+      const r = await request('https://count.example.test/up', {
+        dispatcher: agent,
+        method: 'POST',
+        body: pattern(up),
+        headers: { 'content-length': String(up) },
+      });
+      let received = 0;
+      for await (const c of r.body) received += (c as Buffer).length;
+      expect(received).toBe(down);
+      expect(upstream.requests[0]!.bodyBytes).toBe(up);
+      expect(relayed).toBe(up + down);
+      expect(calls).toBeGreaterThan(2); // chunk by chunk, not once per body
+    },
+  );
+
   it('keeps a body below the cap whole and unmarked', async () => {
     const ca = await makeTestCa();
     const upstream = await startUpstream({ leaf: await makeLeaf(ca, ['small.example.test']) });
