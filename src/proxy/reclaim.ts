@@ -13,11 +13,15 @@ const ROOM_BYTES = 16 * 1024 * 1024;
  *
  * Node hands a body over in buffers of at most 16 KiB (one per TLS record read), allocated
  * outside V8's heap; each is dead once relayed, captured and written. With little JavaScript
- * allocated per byte, the young generation fills slowly, so V8 frees them only when external
+ * allocated per byte, the young generation fills slowly, so V8 frees them mostly when external
  * memory has grown by 64 MB since its last full collection, and glibc keeps that much heap
- * mapped afterwards. Every `STEP_BYTES` of body this looks at external memory (about a
- * microsecond) and, once it has grown `ROOM_BYTES` past its level after the last collection,
- * runs a young-generation collection (1–3 ms here), which frees the dead chunks. docs/benchmarks.md has the measurements (peak RSS at the full level, CPU).
+ * mapped afterwards. Every `STEP_BYTES` of body this reads V8's external-memory figure (about
+ * 1 µs) and, once it is `ROOM_BYTES` above its level after the last collection, runs a
+ * young-generation collection (2–4 ms each under the benchmark's load), which frees the dead
+ * chunks. docs/benchmarks.md has the measurements (peak RSS at the full level, CPU).
+ *
+ * V8 accounts the memory a collection freed only later (at a following allocation), so the
+ * level after a collection is the one read at the next step, not right after it.
  *
  * Without a collector (node started without --expose-gc, e.g. the proxy run in-process by a
  * library or a test), `note` does nothing.
@@ -50,7 +54,7 @@ export class Reclaimer {
     }
     this.collect({ type: 'minor' });
     this.collections++;
-    this.floor = this.external();
+    this.floor = Number.POSITIVE_INFINITY; // the next reading is the level after it
   };
 }
 

@@ -182,8 +182,9 @@ export interface ProxyDeps {
     from: { addr: string; port: number; proxyPort: number },
   ) => ClientIdentity | null;
   /**
-   * Told the size of each body chunk relayed, either way, at the headers and full levels.
-   * Default: a Reclaimer with the runtime's collector (see reclaim.ts).
+   * Told the size of each body chunk relayed, either way, by every exchange the proxy handles
+   * (intercepted ones, and plain-HTTP proxy requests at any level). Default: a Reclaimer with
+   * the runtime's collector (see reclaim.ts).
    */
   relayed?: (bytes: number) => void;
 }
