@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { ProxyAgent, request } from 'undici';
 import { parseResolveRule } from '../../../src/proxy/index.js';
@@ -26,49 +27,75 @@ function pattern(total: number): Readable {
   });
 }
 
+/** Upstream options: answer every request with `total` bytes of the pattern. */
+function servesPattern(total: number) {
+  return {
+    keepBody: false,
+    handler: (_req: unknown, res: ServerResponse) => {
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(total),
+      });
+      pattern(total).pipe(res);
+    },
+  };
+}
+
+/**
+ * An upstream serving `host` (with `handler`, or the helper's echo) behind a proxy started with
+ * `proxy`, and a client agent for it; all closed after the test.
+ */
+async function proxied(
+  host: string,
+  proxy: Omit<Parameters<typeof startProxy>[0], 'upstreamCa' | 'resolve'>,
+  upstreamOpts: Omit<NonNullable<Parameters<typeof startUpstream>[0]>, 'leaf'> = {},
+) {
+  const ca = await makeTestCa();
+  const upstream = await startUpstream({ leaf: await makeLeaf(ca, [host]), ...upstreamOpts });
+  const h = await startProxy({
+    ...proxy,
+    upstreamCa: [ca.certPem],
+    resolve: [parseResolveRule(`${host}:443:127.0.0.1:${upstream.port}`)],
+  });
+  const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
+  closers.push(
+    () => upstream.close(),
+    () => h.close(),
+    () => agent.close(),
+  );
+  return { upstream, h, agent };
+}
+
+/** POSTs `size` bytes of the pattern through `agent`; returns the status and bytes received. */
+async function upload(agent: ProxyAgent, url: string, size: number) {
+  const r = await request(url, {
+    dispatcher: agent,
+    method: 'POST',
+    body: pattern(size),
+    headers: { 'content-length': String(size) },
+  });
+  let received = 0;
+  for await (const c of r.body) received += (c as Buffer).length;
+  return { status: r.statusCode, received };
+}
+
 describe('full level streaming', () => {
   it('streams 200 MiB each way with bounded memory and records the truncated head', async () => {
     const size = 200 * MiB;
-    const ca = await makeTestCa();
-    const upstream = await startUpstream({
-      leaf: await makeLeaf(ca, ['big.example.test']),
-      keepBody: false,
-      handler: (_req, res) => {
-        res.writeHead(200, {
-          'content-type': 'application/octet-stream',
-          'content-length': String(size),
-        });
-        pattern(size).pipe(res);
-      },
-    });
-    const h = await startProxy({
-      level: 'full',
-      maxBody: MiB,
-      upstreamCa: [ca.certPem],
-      resolve: [parseResolveRule(`big.example.test:443:127.0.0.1:${upstream.port}`)],
-    });
-    closers.push(
-      () => upstream.close(),
-      () => h.close(),
+    const { upstream, h, agent } = await proxied(
+      'big.example.test',
+      { level: 'full', maxBody: MiB },
+      servesPattern(size),
     );
-    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
-    closers.push(() => agent.close());
 
     global.gc?.();
     const before = process.memoryUsage().rss;
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     try {
-      const r = await request('https://big.example.test/upload', {
-        dispatcher: agent,
-        method: 'POST',
-        body: pattern(size),
-        headers: { 'content-length': String(size) },
-      });
-      let received = 0;
-      for await (const c of r.body) received += (c as Buffer).length;
-      expect(r.statusCode).toBe(200);
-      expect(received).toBe(size);
+      const r = await upload(agent, 'https://big.example.test/upload', size);
+      expect(r.status).toBe(200);
+      expect(r.received).toBe(size);
     } finally {
       clearInterval(sampler);
     }
@@ -94,41 +121,20 @@ describe('full level streaming', () => {
     async (level) => {
       const up = 300 * 1024 + 7;
       const down = MiB + 5;
-      const ca = await makeTestCa();
-      const upstream = await startUpstream({
-        leaf: await makeLeaf(ca, ['count.example.test']),
-        keepBody: false,
-        handler: (_req, res) => {
-          res.writeHead(200, { 'content-length': String(down) });
-          pattern(down).pipe(res);
-        },
-      });
       let relayed = 0;
       let calls = 0;
-      const h = await startProxy({
-        level,
-        upstreamCa: [ca.certPem],
-        resolve: [parseResolveRule(`count.example.test:443:127.0.0.1:${upstream.port}`)],
-        relayed: (bytes) => {
-          relayed += bytes;
-          calls++;
-        },
-      });
-      closers.push(
-        () => upstream.close(),
-        () => h.close(),
+      const relayedTo = (bytes: number) => {
+        relayed += bytes;
+        calls++;
+      };
+      const { upstream, agent } = await proxied(
+        'count.example.test',
+        { level, relayed: relayedTo },
+        servesPattern(down),
       );
-      const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
-      closers.push(() => agent.close());
-      const r = await request('https://count.example.test/up', {
-        dispatcher: agent,
-        method: 'POST',
-        body: pattern(up),
-        headers: { 'content-length': String(up) },
-      });
-      let received = 0;
-      for await (const c of r.body) received += (c as Buffer).length;
-      expect(received).toBe(down);
+      const r = await upload(agent, 'https://count.example.test/up', up);
+      expect(r.status).toBe(200);
+      expect(r.received).toBe(down);
       expect(upstream.requests[0]!.bodyBytes).toBe(up);
       expect(relayed).toBe(up + down);
       expect(calls).toBeGreaterThan(2); // chunk by chunk, not once per body
@@ -136,20 +142,10 @@ describe('full level streaming', () => {
   );
 
   it('keeps a body below the cap whole and unmarked', async () => {
-    const ca = await makeTestCa();
-    const upstream = await startUpstream({ leaf: await makeLeaf(ca, ['small.example.test']) });
-    const h = await startProxy({
+    const { upstream, h, agent } = await proxied('small.example.test', {
       level: 'full',
       maxBody: 1000,
-      upstreamCa: [ca.certPem],
-      resolve: [parseResolveRule(`small.example.test:443:127.0.0.1:${upstream.port}`)],
     });
-    closers.push(
-      () => upstream.close(),
-      () => h.close(),
-    );
-    const agent = new ProxyAgent({ uri: h.url, requestTls: { ca: h.proxyCa.certPem } });
-    closers.push(() => agent.close());
     const r = await request('https://small.example.test/x', {
       dispatcher: agent,
       method: 'PUT',
