@@ -1,19 +1,12 @@
-import {
-  X509Certificate,
-  createPrivateKey,
-  generateKeyPair,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { TrustRunError, ensurePrivateDir, type DataPaths } from '../core/index.js';
 import { ensureBundle } from './bundle.js';
 import { certificateExtension, certificateSubject, pemEncode, readTlv } from './der.js';
 import { exists, octalMode, writeFileAtomic } from './files.js';
-import { OID, randomSerial, selfSignedCa } from './x509.js';
+import { OID, newP256Key, randomSerial, selfSignedCa } from './x509.js';
 
 /** The local CA as the rest of the program sees it. The private key is not part of it. */
 export interface CertificateAuthority {
@@ -121,9 +114,7 @@ async function tryLock(file: string): Promise<(() => Promise<void>) | null> {
 }
 
 async function createCa(paths: DataPaths): Promise<void> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)('ec', {
-    namedCurve: 'prime256v1',
-  });
+  const { privateKey, spkiDer } = await newP256Key();
   const notBefore = new Date(Math.floor((Date.now() - HOUR) / 1000) * 1000);
   const certDer = selfSignedCa({
     commonName: `TrustRun Local CA ${randomBytes(4).toString('hex')}`,
@@ -131,7 +122,7 @@ async function createCa(paths: DataPaths): Promise<void> {
     notBefore,
     notAfter: new Date(notBefore.getTime() + CA_VALIDITY_DAYS * DAY),
     key: privateKey,
-    spki: publicKey.export({ type: 'spki', format: 'der' }),
+    spki: spkiDer,
   });
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   // Key first: a certificate on disk always has its key beside it.

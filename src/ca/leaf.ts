@@ -1,5 +1,4 @@
-import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { sign, type KeyObject } from 'node:crypto';
 import type { CaSecrets } from './authority.js';
 import * as der from './der.js';
 import type { NormalizedHost } from './hostname.js';
@@ -8,6 +7,7 @@ import {
   commonNameSubject,
   extension,
   keyIdentifier,
+  newP256Key,
   randomSerial,
   signatureAlgorithm,
   signedCertificate,
@@ -39,10 +39,7 @@ export function processLeafKey(): Promise<LeafKey> {
 }
 
 async function makeLeafKey(): Promise<LeafKey> {
-  const { privateKey, publicKey } = await promisify(generateKeyPair)('ec', {
-    namedCurve: 'prime256v1',
-  });
-  const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
+  const { privateKey, spkiDer } = await newP256Key();
   return {
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     spkiDer,

@@ -1,4 +1,5 @@
-import { createHash, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import * as der from './der.js';
 
 /**
@@ -47,6 +48,14 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
   return createHash('sha1')
     .update(spkiDer.subarray(bits.contentStart + 1, bits.end))
     .digest();
+}
+
+/** A new EC P-256 key pair (generated off the event loop), the public half as SPKI DER. */
+export async function newP256Key(): Promise<{ privateKey: KeyObject; spkiDer: Buffer }> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)('ec', {
+    namedCurve: 'prime256v1',
+  });
+  return { privateKey, spkiDer: publicKey.export({ type: 'spki', format: 'der' }) };
 }
 
 /** A random 128-bit serial: positive, minimal in DER, never zero. */

@@ -24,7 +24,8 @@ const BUILT = import.meta.url.endsWith('.js');
  * loadPolicy for a long-running process: the file is read, parsed and validated in a worker
  * thread, and only the evaluator is compiled here. The YAML parser and the schema library
  * (about 8 MB once loaded) are never loaded into the proxy's own thread. Same results, warnings
- * and errors as loadPolicy; a worker costs ~30 ms, paid at start-up and on a reload.
+ * and errors as loadPolicy; the worker costs about 100 ms more than a first load in this thread,
+ * paid at start-up and on a reload (docs/architecture.md).
  */
 export async function loadPolicyInWorker(
   file: string,

@@ -32,6 +32,14 @@ function fake(start = 100 * MiB, frees = true) {
   };
 }
 
+/** `mib` steps of one MiB of body, each growing external memory by one MiB first. */
+function flow(f: ReturnType<typeof fake>, r: Reclaimer, mib: number): void {
+  for (let i = 0; i < mib; i++) {
+    f.grow(MiB);
+    r.note(MiB);
+  }
+}
+
 describe('Reclaimer', () => {
   it('looks at external memory once per step of body bytes, not per chunk', () => {
     const f = fake();
@@ -46,44 +54,27 @@ describe('Reclaimer', () => {
   it('collects the young generation once external memory has grown by its room, then starts over', () => {
     const f = fake();
     const r = new Reclaimer(f.collect, f.read, MiB, 16 * MiB);
-    for (let i = 0; i < 15; i++) {
-      f.grow(MiB);
-      r.note(MiB);
-    }
+    flow(f, r, 15);
     expect(f.state.collections).toEqual([]);
-    f.grow(MiB); // 16 MiB over the level at start
-    r.note(MiB);
+    flow(f, r, 1); // 16 MiB over the level at start
     expect(f.state.collections).toEqual(['minor']);
     expect(r.collections).toBe(1);
     // The level read a step after the collection (its frees accounted) is the new floor:
     // another 16 MiB from there before the next one.
-    for (let i = 0; i < 16; i++) {
-      f.grow(MiB);
-      r.note(MiB);
-    }
+    flow(f, r, 16);
     expect(r.collections).toBe(1);
-    f.grow(MiB);
-    r.note(MiB);
+    flow(f, r, 1);
     expect(r.collections).toBe(2);
   });
 
   it('after a collection that freed nothing, waits for another room of growth', () => {
     const f = fake(100 * MiB, false);
     const r = new Reclaimer(f.collect, f.read, MiB, 16 * MiB);
-    for (let i = 0; i < 16; i++) {
-      f.grow(MiB);
-      r.note(MiB);
-    }
+    flow(f, r, 16);
     expect(r.collections).toBe(1);
-    for (let i = 0; i < 15; i++) {
-      f.grow(MiB);
-      r.note(MiB);
-    }
+    flow(f, r, 15);
     expect(r.collections).toBe(1); // not one per step while the level stays up
-    for (let i = 0; i < 2; i++) {
-      f.grow(MiB);
-      r.note(MiB);
-    }
+    flow(f, r, 2);
     expect(r.collections).toBe(2);
   });
 
@@ -100,10 +91,7 @@ describe('Reclaimer', () => {
   it('does nothing, and reads nothing, without a collector', () => {
     const f = fake();
     const r = new Reclaimer(null, f.read, MiB, 16 * MiB);
-    for (let i = 0; i < 100; i++) {
-      f.state.external += MiB;
-      r.note(MiB);
-    }
+    flow(f, r, 100);
     expect(f.state.reads).toBe(0);
     expect(r.collections).toBe(0);
   });
