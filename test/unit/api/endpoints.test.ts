@@ -87,10 +87,12 @@ describe('requests', () => {
       f.requestIds[3],
     ]);
     expect((await json('/api/requests?violation=false')).items).toHaveLength(4);
-    const first = all.items[4]!;
-    const since = await json(`/api/requests?since=${(first.startedAt as number) + 1}`);
+    // Ids made in the same millisecond sort in random order, so the earliest request is found by
+    // its start time, not by its place in the list.
+    const first = Math.min(...all.items.map((r) => r.startedAt as number));
+    const since = await json(`/api/requests?since=${first + 1}`);
     expect(since.items).toHaveLength(4);
-    const iso = new Date((first.startedAt as number) + 1).toISOString();
+    const iso = new Date(first + 1).toISOString();
     expect((await json(`/api/requests?until=${encodeURIComponent(iso)}`)).items).toHaveLength(1);
   });
 

@@ -57,6 +57,9 @@ export async function makeFixture(requests = 5): Promise<Fixture> {
   const app = createApi({ store, port: PORT, credentials: creds, pollMs: 50 });
 
   const s = store.startSession({ kind: 'proxy', level: 'full', listen: '127.0.0.1:8080' });
+  // Ids made in the same millisecond sort in random order; the other session is made a
+  // millisecond later so that "newest first" has one answer.
+  while (Date.now() <= s.startedAt) await new Promise((r) => setTimeout(r, 1));
   const other = store.startSession({ kind: 'run', level: 'metadata', command: ['Rscript', 'x.R'] });
   const now = Date.now();
   const connectionId = store.addConnection({
