@@ -22,6 +22,7 @@ import {
   sleep,
   type LocalServer,
 } from './helpers.js';
+import { until } from '../../helpers/wait.js';
 
 const kids = new Kids();
 const servers: LocalServer[] = [];
@@ -132,14 +133,14 @@ describe('monitor with real processes (procfs)', () => {
     const pol = await policy(
       `version: 2\nname: no-local\nrules:\n  - match: 127.0.0.0/8\n    ports: [${srv.port}]\n    action: kill\n    reason: local exfiltration\ndefaults:\n  action: allow\n`,
     );
-    // sh → (node that connects and would stay 30 s) + (sleep 30): three processes.
+    // sh → (node that connects after 1 s and would stay 30 s) + (sleep 30): three processes,
+    // all in the tree long before the connection that gets them killed.
     const root = kids.sh(
-      `${process.execPath} -e "${connectScript(srv.port, 300, 30_000).replace(/"/g, '\\"')}" & sleep 30 & wait`,
+      `${process.execPath} -e "${connectScript(srv.port, 1000, 30_000).replace(/"/g, '\\"')}" & sleep 30 & wait`,
     );
     const w = watch(root.pid!, { policy: pol, killGraceMs: 300 });
-    await sleep(150);
+    await until(() => w.m.tree().length === 3, 'three processes in the tree', 900);
     const tree = w.m.tree();
-    expect(tree.length).toBe(3);
     await Promise.race([exited(root), sleep(10_000)]);
     await w.m.done;
     expect(w.events).toHaveLength(1);

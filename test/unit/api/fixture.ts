@@ -49,6 +49,16 @@ const block = (rule: string): Verdict => ({
 });
 
 /** A real store in a temp data dir with two sessions, requests carrying secrets, and a violation. */
+/**
+ * Ids made in the same millisecond sort in random order (core's newId). The fixture waits for the
+ * clock to tick after each record, so its records are in id order, "newest first" has one
+ * answer, and a stream opened after the fixture starts after all of them.
+ */
+async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  while (Date.now() <= now) await new Promise((r) => setTimeout(r, 1));
+}
+
 export async function makeFixture(requests = 5): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'tr-api-'));
   const store = await openStore({ dataDir: dir });
@@ -57,9 +67,7 @@ export async function makeFixture(requests = 5): Promise<Fixture> {
   const app = createApi({ store, port: PORT, credentials: creds, pollMs: 50 });
 
   const s = store.startSession({ kind: 'proxy', level: 'full', listen: '127.0.0.1:8080' });
-  // Ids made in the same millisecond sort in random order; the other session is made a
-  // millisecond later so that "newest first" has one answer.
-  while (Date.now() <= s.startedAt) await new Promise((r) => setTimeout(r, 1));
+  await nextMillisecond();
   const other = store.startSession({ kind: 'run', level: 'metadata', command: ['Rscript', 'x.R'] });
   const now = Date.now();
   const connectionId = store.addConnection({
@@ -114,6 +122,7 @@ export async function makeFixture(requests = 5): Promise<Fixture> {
       outcome: 'ok',
     });
     requestIds.push(id);
+    await nextMillisecond();
   }
   store.addViolation({
     sessionId: s.id,
@@ -126,6 +135,7 @@ export async function makeFixture(requests = 5): Promise<Fixture> {
     connectionId: null,
     requestId: null,
   });
+  await nextMillisecond();
   store.addViolation({
     sessionId: s.id,
     time: now + 3,
@@ -138,6 +148,7 @@ export async function makeFixture(requests = 5): Promise<Fixture> {
     requestId: requestIds[3]!,
   });
   await store.flush();
+  await nextMillisecond();
 
   const call = (path: string, init: RequestInit & { token?: string | null } = {}) => {
     const { token: t, ...rest } = init;

@@ -310,7 +310,7 @@ describe('LeafMinter: spare contexts', () => {
   });
 
   it('refills on its own refillAfterMs after a spare was taken when nobody asks', async () => {
-    const { minter } = await setup({ refillAfterMs: 50 });
+    const { minter } = await setup({ refillAfterMs: 1000 });
     await minter.getSecureContext('late.example.test');
     await loopTurns(10);
     expect(minter.spareCount).toBe(1);
@@ -353,10 +353,10 @@ describe('LeafMinter: cache', () => {
   });
 
   it('mints again after the entry expires', async () => {
-    const { minter } = await setup({ ttlMs: 150 });
+    const { minter } = await setup({ ttlMs: 1000 });
     const first = await minter.getSecureContext('ttl.example.test');
     expect(await minter.getSecureContext('ttl.example.test')).toBe(first);
-    await sleep(250);
+    await sleep(1300);
     const later = await minter.getSecureContext('ttl.example.test');
     expect(later).not.toBe(first);
     expect(minter.stats()).toEqual({ minted: 2, hits: 1, size: 1 });

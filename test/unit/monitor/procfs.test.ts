@@ -13,6 +13,7 @@ import {
   processTree,
 } from '../../../src/monitor/index.js';
 import { FakeProc } from './fakeproc.js';
+import { until } from '../../helpers/wait.js';
 
 describe('procfs parsing', () => {
   it('decodes IPv4, IPv6 and IPv4-mapped addresses as the kernel writes them', () => {
@@ -116,7 +117,7 @@ describe('socket owner and process tree (live procfs)', () => {
     server = createServer();
     const child = spawn('sh', ['-c', 'sleep 30 & sleep 30 & wait']);
     children.push(child);
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => processTree(child.pid!).length === 3, 'sh and its two sleeps');
     const tree = processTree(child.pid!);
     expect(tree.length).toBe(3);
     const exited = new Promise((r) => child.once('exit', r));

@@ -80,14 +80,22 @@ describe('PreDialer', () => {
 
   it('does not close a connection after it was taken (tunnel end, idle time)', async () => {
     const srv = await countingServer();
-    const p = new PreDialer(tcpDial(srv.port, { n: 0 }), 50);
+    // Taken once the dial has answered, well inside the idle time; then held for over twice the
+    // idle time.
+    let dialed = false;
+    const dial = tcpDial(srv.port, { n: 0 });
+    const p = new PreDialer((host, port, cb) => {
+      dial(host, port, (err, socket) => {
+        dialed = true;
+        cb(err, socket);
+      });
+    }, 250);
     cleanups.push(() => p.close());
     const ahead = p.start('a.test', 443)!;
-    await until(() => srv.accepted === 1);
-    await new Promise((r) => setTimeout(r, 10));
+    await until(() => dialed);
     const socket = (await p.take('a.test', 443))!;
     ahead.cancel();
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 600));
     expect(socket.destroyed).toBe(false);
     expect(srv.closed).toBe(0);
     socket.destroy();
@@ -95,7 +103,7 @@ describe('PreDialer', () => {
 
   it('closes an untaken connection after the idle time, and on cancel', async () => {
     const srv = await countingServer();
-    const p = new PreDialer(tcpDial(srv.port, { n: 0 }), 100);
+    const p = new PreDialer(tcpDial(srv.port, { n: 0 }), 300);
     cleanups.push(() => p.close());
     p.start('idle.test', 443);
     await until(() => srv.accepted === 1);
@@ -131,8 +139,7 @@ describe('PreDialer', () => {
     p.start('a.test', 443);
     expect(await p.take('a.test', 443)).toBeNull();
     p.start('b.test', 443);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(p.pending).toBe(0);
+    await until(() => p.pending === 0, 'the failed dial to be forgotten');
     expect(p.take('b.test', 443)).toBeNull();
   });
 

@@ -6,6 +6,7 @@ import { AUTOCHECKPOINT_PAGES, Checkpointer, openDatabase } from '../../../src/s
 import { openStore } from '../../../src/store/index.js';
 import type { SqliteStore } from '../../../src/store/store.js';
 import { TempDirs, requestInput } from './helpers.js';
+import { until } from '../../helpers/wait.js';
 
 const temp = new TempDirs();
 const cleanups: (() => unknown)[] = [];
@@ -49,7 +50,8 @@ describe('background checkpoints', () => {
       await store.flush();
     };
     await write(1200); // past the threshold: the checkpoint thread starts
-    for (let i = 0; i < 50 && db.pragma('wal_autocheckpoint', { simple: true }) !== 0; i++) {
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && db.pragma('wal_autocheckpoint', { simple: true }) !== 0) {
       await sleep(20);
       await write(10); // a commit notices that the thread is ready
     }
@@ -87,8 +89,7 @@ describe('background checkpoints', () => {
     });
     cleanups.push(() => cp.stop());
     cp.start();
-    for (let i = 0; i < 100 && !cp.running; i++) await sleep(20);
-    expect(cp.running).toBe(true);
+    await until(() => cp.running, 'the checkpoint thread to start', 15_000);
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
 
     // ~12 MiB of commits in one synchronous run: the event loop never turns. The WAL's high
@@ -128,12 +129,11 @@ describe('background checkpoints', () => {
     });
     cleanups.push(() => cp.stop());
     cp.start();
-    for (let i = 0; i < 100 && !cp.running; i++) await sleep(20);
-    expect(cp.running).toBe(true);
+    await until(() => cp.running, 'the checkpoint thread to start', 15_000);
     const insert = db.prepare('INSERT INTO t (v) VALUES (randomblob(100))');
     insert.run();
     cp.nudge();
-    for (let i = 0; i < 100 && cp.checkpoints === 0; i++) await sleep(20);
+    await until(() => cp.checkpoints > 0, 'a checkpoint on the thread', 15_000);
     expect(cp.checkpoints).toBeGreaterThan(0);
 
     // Count the checkpoints the writing connection runs itself.
