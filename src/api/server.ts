@@ -14,6 +14,8 @@ export interface ApiServerOptions {
   host?: string;
   logger?: Logger;
   pollMs?: number;
+  /** The flag that set the port, named in the hint when it is taken. Default `--port`. */
+  portFlag?: string;
 }
 
 export interface ApiServer {
@@ -37,6 +39,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     });
   }
   const logger = opts.logger ?? silentLogger();
+  const flag = opts.portFlag ?? '--port';
   const credentials = new Credentials(loadOrCreateApiToken(opts.dataDir));
   let port = opts.port;
   const app = createApi({
@@ -53,7 +56,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       reject(
         err.code === 'EADDRINUSE'
           ? new TrustRunError('TR_USAGE', `port ${opts.port} on ${host} is already in use`, {
-              hint: 'pick another with --port, or --port 0 for any free port',
+              hint: `pick another with ${flag}, or ${flag} 0 for any free port`,
             })
           : err,
       );

@@ -41,6 +41,8 @@ export class InterceptingProxy {
   private readonly localAddresses = new Set<string>();
   private policyGate: PolicyGate | null;
   private listenPort = -1;
+  /** Other local ports never dialled: the options' `guardPorts`, and any added by `guardPort`. */
+  private readonly guarded: Set<number>;
   private readonly env: ExchangeEnv;
 
   constructor(
@@ -50,6 +52,7 @@ export class InterceptingProxy {
     if (options.level !== 'metadata' && !deps.contexts) {
       throw new Error('the headers and full levels need a certificate source');
     }
+    this.guarded = new Set(options.guardPorts);
     this.policyGate = deps.policy;
     this.resolver = new Resolver(options.resolve);
     const upstream = createUpstream({
@@ -145,6 +148,11 @@ export class InterceptingProxy {
   }
 
   /** Swaps the policy in place (SIGHUP reload); connections already decided keep their verdict. */
+  /** Adds a local port the proxy must never connect to (a server bound after the proxy). */
+  guardPort(port: number): void {
+    this.guarded.add(port);
+  }
+
   setPolicy(policy: PolicyGate | null): void {
     this.policyGate = policy;
   }
@@ -179,8 +187,7 @@ export class InterceptingProxy {
   }
 
   private loopProblem(address: string, port: number): string | null {
-    const ports = [this.listenPort, ...this.options.guardPorts];
-    if (!ports.includes(port)) return null;
+    if (port !== this.listenPort && !this.guarded.has(port)) return null;
     const a = address.replace(/^::ffff:/, '');
     const local =
       a.startsWith('127.') ||

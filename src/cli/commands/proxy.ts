@@ -271,17 +271,24 @@ export function register(program: Command): void {
     .option('--json', 'print the start-up details as JSON on stdout')
     .option(
       '--api-port <port>',
-      'also serve the web UI and API on 127.0.0.1:PORT (the proxy refuses to proxy to it)',
-      intOption('--api-port', 1, 65535),
+      'also serve the web UI and API on 127.0.0.1:PORT, 0 = any free port (the proxy refuses to proxy to it)',
+      intOption('--api-port', 0, 65535),
     )
     .action(async (opts: ProxyCommandOptions) => {
       const s = await startProxySession(opts);
       let api: ApiServer | null = null;
-      if (opts.apiPort) {
+      if (opts.apiPort !== undefined) {
         try {
           // Loaded only when asked for: the API and UI code stays out of a plain proxy's memory.
           const { startApiServer } = await import('../../api/index.js');
-          api = await startApiServer({ store: s.store, dataDir: s.dataDir, port: opts.apiPort });
+          api = await startApiServer({
+            store: s.store,
+            dataDir: s.dataDir,
+            port: opts.apiPort,
+            portFlag: '--api-port',
+          });
+          // Known only now with --api-port 0 (before the proxy is announced to any client).
+          s.proxy.guardPort(api.port);
         } catch (err) {
           await s.stop('failed');
           throw err;

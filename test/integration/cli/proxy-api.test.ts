@@ -1,10 +1,9 @@
 /**
  * `trustrun proxy --api-port N`: the API and web UI beside a running proxy, on the same store;
- * the proxy refuses to proxy to the API's port.
+ * the proxy refuses to proxy to the API's port, also when it was chosen with `--api-port 0`.
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,24 +16,11 @@ let dir: string;
 let proxy: CliProxy;
 let apiPort: number;
 
-/** A port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'trustrun-proxy-api-'));
-  apiPort = await freePort();
-  proxy = await startCliProxy(
-    ['--data-dir', join(dir, 'data'), '--api-port', String(apiPort)],
-    cleanEnv(),
-  );
+  proxy = await startCliProxy(['--data-dir', join(dir, 'data'), '--api-port', '0'], cleanEnv());
+  const info = proxy.info as CliProxy['info'] & { api: { url: string } };
+  apiPort = Number(new URL(info.api.url).port);
 });
 
 afterAll(async () => {
@@ -95,6 +81,7 @@ describe('trustrun proxy --api-port', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`port ${apiPort} .*already in use`));
+    expect(r.stderr).toContain('--api-port 0 for any free port');
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
