@@ -40,8 +40,10 @@ export class InterceptingProxy {
   private readonly sockets = new Set<Duplex>();
   private readonly localAddresses = new Set<string>();
   private policyGate: PolicyGate | null;
-  private listenPort = -1;
-  /** Other local ports never dialled: the options' `guardPorts`, and any added by `guardPort`. */
+  /**
+   * Local ports never dialled: the proxy's own (once listening), the options' `guardPorts`, and
+   * any added by `guardPort`.
+   */
   private readonly guarded: Set<number>;
   private readonly env: ExchangeEnv;
 
@@ -136,7 +138,7 @@ export class InterceptingProxy {
       this.outer.listen(this.options.port, this.options.host, () => {
         this.outer.off('error', reject);
         const addr = this.outer.address() as AddressInfo;
-        this.listenPort = addr.port;
+        this.guarded.add(addr.port);
         this.collectLocalAddresses(addr.address);
         resolve(addr);
       });
@@ -147,12 +149,12 @@ export class InterceptingProxy {
     return this.outer.address() as AddressInfo;
   }
 
-  /** Swaps the policy in place (SIGHUP reload); connections already decided keep their verdict. */
   /** Adds a local port the proxy must never connect to (a server bound after the proxy). */
   guardPort(port: number): void {
     this.guarded.add(port);
   }
 
+  /** Swaps the policy in place (SIGHUP reload); connections already decided keep their verdict. */
   setPolicy(policy: PolicyGate | null): void {
     this.policyGate = policy;
   }
@@ -187,7 +189,7 @@ export class InterceptingProxy {
   }
 
   private loopProblem(address: string, port: number): string | null {
-    if (port !== this.listenPort && !this.guarded.has(port)) return null;
+    if (!this.guarded.has(port)) return null;
     const a = address.replace(/^::ffff:/, '');
     const local =
       a.startsWith('127.') ||

@@ -18,3 +18,13 @@ export async function until(
 export async function loopTurns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
+
+/**
+ * Resolves once Date.now() has moved past its value at the call. Record ids start with their
+ * creation millisecond and records made in the same one sort in random order; a test that needs
+ * an order makes its records a tick apart.
+ */
+export async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  while (Date.now() <= now) await new Promise((r) => setTimeout(r, 1));
+}

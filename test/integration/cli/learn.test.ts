@@ -11,6 +11,7 @@ import { parsePolicy } from '../../../src/policy/index.js';
 import { openStore } from '../../../src/store/index.js';
 import { requireClient } from '../../helpers/clients.js';
 import { CLI, run } from '../../helpers/proc.js';
+import { nextMillisecond } from '../../helpers/wait.js';
 import { blockVerdict, requestInput } from '../../unit/store/helpers.js';
 import { makeWorld, type World } from '../run/helpers.js';
 
@@ -54,16 +55,15 @@ async function recordSession(dataDir: string): Promise<string> {
       ip,
       mode: 'tunnel',
     });
-  // A few ms apart: records made in the same millisecond have no defined order.
-  const tick = () => new Promise((r) => setTimeout(r, 3));
+  // A tick apart: records made in the same millisecond have no defined order.
   conn('api.openai.com', '104.18.1.1');
-  await tick();
+  await nextMillisecond();
   conn('api.openai.com', '104.18.1.1');
-  await tick();
+  await nextMillisecond();
   conn('chat.openai.com');
-  await tick();
+  await nextMillisecond();
   const evil = conn('evil.example.net');
-  await tick();
+  await nextMillisecond();
   store.updateConnection(evil, { verdict: blockVerdict, outcome: 'blocked' });
   await store.addRequest(
     requestInput(s.id, { host: 'plain.example.org', port: 80, scheme: 'http' }),
@@ -82,7 +82,7 @@ async function recordSession(dataDir: string): Promise<string> {
       lastSeen: Date.now(),
       hostname,
     });
-  await tick();
+  await nextMillisecond();
   event('10.1.2.3', 5432);
   event('127.0.0.1', 39999); // the program talking to the proxy: not a destination
   store.endSession(s.id, { status: 'completed', exitCode: 0 });

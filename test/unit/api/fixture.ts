@@ -5,6 +5,7 @@ import type { Hono } from 'hono';
 import type { Verdict } from '../../../src/core/index.js';
 import { Credentials, createApi, loadOrCreateApiToken } from '../../../src/api/index.js';
 import { openStore, type Store } from '../../../src/store/index.js';
+import { nextMillisecond } from '../../helpers/wait.js';
 
 export const PORT = 8470;
 export const BASE = `http://127.0.0.1:${PORT}`;
@@ -48,17 +49,11 @@ const block = (rule: string): Verdict => ({
   policy: 'test',
 });
 
-/** A real store in a temp data dir with two sessions, requests carrying secrets, and a violation. */
 /**
- * Ids made in the same millisecond sort in random order (core's newId). The fixture waits for the
- * clock to tick after each record, so its records are in id order, "newest first" has one
+ * A real store in a temp data dir with two sessions, requests carrying secrets, and a violation.
+ * Its records are made a clock tick apart, so they are in id order, "newest first" has one
  * answer, and a stream opened after the fixture starts after all of them.
  */
-async function nextMillisecond(): Promise<void> {
-  const now = Date.now();
-  while (Date.now() <= now) await new Promise((r) => setTimeout(r, 1));
-}
-
 export async function makeFixture(requests = 5): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'tr-api-'));
   const store = await openStore({ dataDir: dir });

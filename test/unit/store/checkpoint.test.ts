@@ -103,8 +103,8 @@ describe('background checkpoints', () => {
     for (let i = 0; i < 100; i++) {
       tx();
       cp.nudge();
-      const until = performance.now() + 1;
-      while (performance.now() < until);
+      const resume = performance.now() + 1;
+      while (performance.now() < resume);
     }
     expect(cp.checkpoints).toBeGreaterThan(0);
     // Without checkpoints the WAL would hold every page written (over 12 MiB).
