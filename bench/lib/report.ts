@@ -541,7 +541,8 @@ direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, sq
 \`--no-docs\` to stdout). \`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
 \`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` starts trustrun as \`node --opt … FILE\`,
 with these options instead of the launcher's (either variable bypasses the launcher, and with it
-its memory settings). The sections after this one come from \`bench/notes.md\` (hand-written, committed) and are
+its memory settings and \`--expose-gc\`, without which the proxy's collection of relayed body
+chunks does nothing). The sections after this one come from \`bench/notes.md\` (hand-written, committed) and are
 appended as they are on every run. Results go to
 \`bench/results/\` (one JSON file per run, plus \`latest.json\`). Linux only (procfs). Squid needs root: its
 upstream listener is 127.0.0.2:443 and its helpers run as the \`proxy\` user. All traffic stays on
