@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { Reclaimer, exposedCollector } from '../../../src/proxy/reclaim.js';
+import { ROOM_BYTES, Reclaimer, exposedCollector } from '../../../src/proxy/reclaim.js';
 
 const MiB = 1024 * 1024;
 
@@ -65,6 +65,17 @@ describe('Reclaimer', () => {
     expect(r.collections).toBe(1);
     flow(f, r, 1);
     expect(r.collections).toBe(2);
+  });
+
+  it('by default looks every MiB and collects once external memory is 8 MiB up', () => {
+    expect(ROOM_BYTES).toBe(8 * MiB);
+    const f = fake();
+    const r = new Reclaimer(f.collect, f.read);
+    flow(f, r, 7);
+    expect(f.state.reads).toBe(8); // one at construction, one per MiB
+    expect(r.collections).toBe(0);
+    flow(f, r, 1);
+    expect(r.collections).toBe(1);
   });
 
   it('after a collection that freed nothing, waits for another room of growth', () => {
