@@ -38,7 +38,7 @@ function upstreamTrust(extraCa: string[]): SecureContext {
  * 0.33 ms of CPU per connection here against 0.08 ms for the leaf alone, although the check reads
  * only the leaf's subject and alternative names. Until the dial's callback runs, the upstream
  * socket answers that call with the leaf alone; the check itself and its verdict stay Node's.
- * undici's connector returns the socket it creates (test/unit/proxy/undici.test.ts checks it);
+ * undici's connector returns the socket it creates (test/unit/proxy/upstream.test.ts checks it);
  * anything else is left as it is. Returns what puts the socket's own method back.
  */
 export function leafOnlyUntilConnected(socket: unknown): () => void {

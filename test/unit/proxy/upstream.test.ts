@@ -1,7 +1,11 @@
 import { TLSSocket, checkServerIdentity, connect, type PeerCertificate } from 'node:tls';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createUpstream, leafOnlyUntilConnected } from '../../../src/proxy/upstream.js';
+import {
+  createUpstream,
+  leafOnlyUntilConnected,
+  undiciConnector,
+} from '../../../src/proxy/upstream.js';
 import { Resolver } from '../../../src/proxy/resolve.js';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
@@ -80,6 +84,26 @@ describe('leafOnlyUntilConnected', () => {
 });
 
 describe('the upstream pool', () => {
+  it("gets back from undici's connector the TLS socket it then hands to the callback", async () => {
+    // leafOnlyUntilConnected relies on this: the return value is not in undici's types
+    const connect = undiciConnector({ ca: [ca.certPem] });
+    let returned: unknown;
+    const given = await new Promise<unknown>((resolve, reject) => {
+      returned = (connect as (...a: unknown[]) => unknown)(
+        {
+          hostname: '127.0.0.1',
+          protocol: 'https:',
+          port: String(upstream.port),
+          servername: 'api.example.test',
+        },
+        (err: Error | null, socket: unknown) => (err ? reject(err) : resolve(socket)),
+      );
+    });
+    expect(returned).toBeInstanceOf(TLSSocket);
+    expect(given).toBe(returned);
+    (given as TLSSocket).destroy();
+  });
+
   it('never has the peer chain converted while dialing', async () => {
     const calls: unknown[][] = [];
     const original = TLSSocket.prototype.getPeerCertificate;
