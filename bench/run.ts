@@ -14,7 +14,8 @@
  * --no-build (use dist/ as it is), --no-micro, --only NAME,NAME (configurations to run),
  * --reps N, --from-results FILE. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
  * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' runs `node --opt … FILE` instead of the
- * launcher (whose memory settings then do not apply).
+ * launcher (whose memory settings then do not apply). BENCH_RESULTS_DIR=DIR writes the results
+ * there instead of bench/results/ (the suite's own test does).
  * bench/notes.md (hand-written findings) is appended to the page as it is.
  * Everything listens on and connects to 127.0.0.1/127.0.0.2 only.
  */
@@ -280,7 +281,7 @@ async function main(): Promise<void> {
     notes,
   };
 
-  const resultsDir = join(BENCH_DIR, 'results');
+  const resultsDir = process.env.BENCH_RESULTS_DIR ?? join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = startedAt.replace(/[:.]/g, '-');
   const file = join(resultsDir, `bench-${stamp}${QUICK ? '-quick' : ''}.json`);

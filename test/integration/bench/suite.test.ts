@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderMarkdown, summaries, targets } from '../../../bench/lib/report.js';
+import type { Results } from '../../../bench/lib/results.js';
+import { renderSvg } from '../../../bench/lib/svg.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const CONFIGS = ['direct', 'tunnel', 'trustrun-headers'];
+
+let dir: string;
+let run: { status: number | null; stderr: string };
+let results: Results;
+
+// One short run of the suite itself (`--quick`: one repetition, 1.5 s cells), on the dist/ that
+// the test set-up built, with the results written to a temporary directory.
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'trustrun-bench-'));
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/run.ts',
+      '--quick',
+      '--no-build',
+      '--no-micro',
+      '--only',
+      CONFIGS.join(','),
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_RESULTS_DIR: dir },
+      encoding: 'utf8',
+      timeout: 170_000,
+    },
+  );
+  run = { status: r.status, stderr: r.stderr };
+  const file = readdirSync(dir).find((f) => f.startsWith('bench-') && f.endsWith('-quick.json'));
+  if (file) results = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Results;
+}, 180_000);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm run bench -- --quick', () => {
+  it('measures each configuration it was asked for, without errors', () => {
+    expect(run.status, run.stderr.slice(-2000)).toBe(0);
+    expect(results.format).toBe(1);
+    // the others are listed as not run, with the reason
+    expect(results.configs.filter((c) => c.available).map((c) => c.name)).toEqual(CONFIGS);
+    for (const c of results.configs.filter((c) => !c.available)) expect(c.note).toBeTruthy();
+    for (const name of CONFIGS) {
+      for (const cell of ['1k-c1', '1k-c32'] as const) {
+        const [sample] = results.cells[cell][name]!;
+        expect(sample!.errors, `${cell} ${name}: ${sample!.firstError}`).toBe(0);
+        expect(sample!.rps, `${cell} ${name}`).toBeGreaterThan(0);
+        expect(sample!.p99Ms).toBeGreaterThanOrEqual(sample!.p50Ms);
+      }
+      const probes = results.probes[name]!;
+      expect(probes.errors, `${name}: ${probes.firstError}`).toBe(0);
+      expect(probes.newHost).toHaveLength(3);
+      expect(probes.newConn).toHaveLength(3);
+    }
+    // a proxy's CPU and memory come from /proc; direct has no proxy to measure
+    const headers = results.cells['1k-c32']['trustrun-headers']![0]!;
+    expect(headers.cpuMsPerReq).toBeGreaterThan(0);
+    expect(headers.peakRss).toBeGreaterThan(10 * 1024 * 1024);
+    expect(results.cells['1k-c32'].direct![0]!.cpuMsPerReq).toBeNull();
+    // 1 MiB bodies and the streamed body go through the configurations that take them
+    expect(Object.keys(results.cells['1m-c32']).sort()).toEqual(['direct', 'tunnel']);
+    expect(results.streams.tunnel?.down?.bytes).toBe(results.settings.streamBytes);
+  });
+
+  it('renders the page: machine, command, ratios against direct and the targets', () => {
+    const page = renderMarkdown(results, 'benchmarks.svg');
+    expect(page).toContain(`**Machine:** ${results.machine.cores} cores`);
+    expect(page).toContain('npm run bench -- --quick');
+    const direct = page.split('\n').find((l) => l.startsWith('| direct (no proxy) |'));
+    expect(direct).toContain('| 1.00× |');
+    expect(page).toMatch(
+      /\| headers: req\/s at or above Squid ssl_bump[^\n]*\| Squid not run \| not measured \|/,
+    );
+    const svg = renderSvg(results);
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('trustrun proxy --level headers');
+  });
+
+  it('judges a target against the reference measured in the same run', () => {
+    const headers = results.cells['1k-c32']['trustrun-headers']!;
+    const verdict = (squidRps: number) => {
+      const r: Results = structuredClone(results);
+      r.cells['1k-c32'].squid = headers.map((s) => ({ ...s, rps: squidRps }));
+      return targets(r, summaries(r))[0]!;
+    };
+    expect(verdict(headers[0]!.rps * 2)).toMatchObject({ verdict: 'missed', margin: '-50%' });
+    expect(verdict(headers[0]!.rps / 2).verdict).toBe('met');
+  });
+});
