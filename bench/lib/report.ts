@@ -491,10 +491,6 @@ ${firstRequestTable(r)}
 
 ## 1 MiB responses, 32 concurrent
 
-The \`headers\` level relays these bodies without keeping them (it records the headers only); the
-\`full\` level also captures, seals and stores every byte. The difference between the two rows is
-the cost of keeping the body; both terminate TLS on both sides, as Squid and mitmdump do here.
-
 ${throughputTable(r, s, '1m-c32')}
 
 ## One large body streamed through
