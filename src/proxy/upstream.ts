@@ -87,6 +87,9 @@ export function createUpstream(opts: {
           callback(Object.assign(new Error(refused), { code: 'TR_LOOP' }), null);
           return;
         }
+        // The callback may run before base returns (a connector failing at once): the socket
+        // is then done with, and nothing is put on it.
+        let settled = false;
         let restore = (): void => {};
         const socket: unknown = base(
           {
@@ -97,11 +100,12 @@ export function createUpstream(opts: {
               options.servername || (host.includes(':') || /^[\d.]+$/.test(host) ? '' : host),
           },
           (...args) => {
+            settled = true;
             restore();
             callback(...args);
           },
         );
-        restore = leafOnlyUntilConnected(socket);
+        if (!settled) restore = leafOnlyUntilConnected(socket);
       },
       (err: Error) => callback(err, null),
     );
