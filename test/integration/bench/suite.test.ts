@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,19 +5,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMarkdown, summaries, targets } from '../../../bench/lib/report.js';
 import type { Results } from '../../../bench/lib/results.js';
 import { renderSvg } from '../../../bench/lib/svg.js';
+import { run, type RunResult } from '../../helpers/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const CONFIGS = ['direct', 'tunnel', 'trustrun-headers'];
 
 let dir: string;
-let run: { status: number | null; stderr: string };
+let bench: RunResult;
 let results: Results;
 
 // One short run of the suite itself (`--quick`: one repetition, 1.5 s cells), on the dist/ that
 // the test set-up built, with the results written to a temporary directory.
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trustrun-bench-'));
-  const r = spawnSync(
+  bench = await run(
     process.execPath,
     [
       '--import',
@@ -30,14 +30,8 @@ beforeAll(() => {
       '--only',
       CONFIGS.join(','),
     ],
-    {
-      cwd: ROOT,
-      env: { ...process.env, BENCH_RESULTS_DIR: dir },
-      encoding: 'utf8',
-      timeout: 170_000,
-    },
+    { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir }, timeoutMs: 170_000 },
   );
-  run = { status: r.status, stderr: r.stderr };
   const file = readdirSync(dir).find((f) => f.startsWith('bench-') && f.endsWith('-quick.json'));
   if (file) results = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Results;
 }, 180_000);
@@ -48,7 +42,7 @@ afterAll(() => {
 
 describe('npm run bench -- --quick', () => {
   it('measures each configuration it was asked for, without errors', () => {
-    expect(run.status, run.stderr.slice(-2000)).toBe(0);
+    expect(bench.code, bench.stderr.slice(-2000)).toBe(0);
     expect(results.format).toBe(1);
     // the others are listed as not run, with the reason
     expect(results.configs.filter((c) => c.available).map((c) => c.name)).toEqual(CONFIGS);
