@@ -9,10 +9,14 @@
  *   npm run bench -- --from-results bench/results/latest.json [--no-docs]
  *                                 no measuring: render the page from a results file (to
  *                                 docs/benchmarks.md and .svg, or with --no-docs to stdout)
+ *   npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
+ *                                 the trustrun configurations under the CPU profiler: flame
+ *                                 graphs of each cell's measured windows in docs/profiles/
+ *                                 (BENCH_PROFILE_DIR=DIR: there); docs/benchmarks.* untouched
  *
  * Options: --quick, --docs / --no-docs (write docs/benchmarks.*; default: on unless --quick),
  * --no-build (use dist/ as it is), --no-micro, --only NAME,NAME (configurations to run),
- * --reps N, --from-results FILE. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
+ * --reps N, --from-results FILE, --profile. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
  * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' runs `node --opt … FILE` instead of the
  * launcher (whose memory settings then do not apply). BENCH_RESULTS_DIR=DIR writes the results
  * there instead of bench/results/ (the suite's own test does).
@@ -41,7 +45,8 @@ import {
 } from './lib/phases.js';
 import { loadAverage, memory } from './lib/procfs.js';
 import { renderMarkdown, renderSummary } from './lib/report.js';
-import type { Results, Settings } from './lib/results.js';
+import { Profiles } from './lib/profiles.js';
+import { summarize, type CellName, type Results, type Settings } from './lib/results.js';
 import { renderSvg } from './lib/svg.js';
 
 const argv = process.argv.slice(2);
@@ -59,6 +64,7 @@ const known = new Set([
   '--only',
   '--reps',
   '--from-results',
+  '--profile',
   '--help',
 ]);
 for (const [i, a] of argv.entries()) {
@@ -74,13 +80,21 @@ for (const [i, a] of argv.entries()) {
 if (flag('--help')) {
   process.stderr.write(
     'usage: npm run bench -- [--quick] [--docs|--no-docs] [--no-build] [--no-micro] [--only a,b] [--reps N]\n' +
+      '       npm run bench -- --profile [--quick] [--no-build] [--no-micro] [--only a,b] [--reps N]\n' +
       '       npm run bench -- --from-results FILE [--no-docs]\n',
   );
   process.exit(0);
 }
 
 const QUICK = flag('--quick');
-const WRITE_DOCS = flag('--docs') || (!QUICK && !flag('--no-docs'));
+const PROFILE = flag('--profile');
+if (PROFILE && (flag('--docs') || flag('--from-results'))) {
+  process.stderr.write(
+    `bench: --profile cannot go with ${flag('--docs') ? '--docs' : '--from-results'}: a profiled run's figures include the profiler's cost and do not go on the page\n`,
+  );
+  process.exit(2);
+}
+const WRITE_DOCS = flag('--docs') || (!QUICK && !PROFILE && !flag('--no-docs'));
 const ONLY =
   value('--only')
     ?.split(',')
@@ -104,7 +118,10 @@ const settings: Settings = {
     ? { '1k-c1': 1500, '1k-c32': 1500, '1m-c32': 1500 }
     : { '1k-c1': 3000, '1k-c32': 4000, '1m-c32': 4000 },
   settleMs: QUICK ? 300 : 700,
-  probes: QUICK ? { newHost: 3, newConn: 3, reuse: 10 } : { newHost: 15, newConn: 15, reuse: 20 },
+  // A profiled run takes more never-seen hosts: each is a few milliseconds of the proxy's time.
+  probes: QUICK
+    ? { newHost: PROFILE ? 10 : 3, newConn: 3, reuse: 10 }
+    : { newHost: PROFILE ? 60 : 15, newConn: 15, reuse: 20 },
   streamBytes: QUICK ? 256 * 1024 * 1024 : 1024 * 1024 * 1024,
 };
 
@@ -159,6 +176,22 @@ function writeDocs(results: Results): void {
     renderMarkdown(results, 'benchmarks.svg', readNotes()),
   );
   log('wrote docs/benchmarks.md and docs/benchmarks.svg');
+}
+
+/** --profile: the flame graphs and their index, from the profiles the stopped processes wrote. */
+function writeProfiles(profiles: Profiles, results: Results): void {
+  const outDir = process.env.BENCH_PROFILE_DIR ?? join(ROOT, 'docs', 'profiles');
+  const { graphs, missing } = profiles.write(outDir, {
+    date: results.startedAt.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'),
+    command: results.command,
+    machine: results.machine,
+    rps: (config, cell) => summarize(results.cells[cell as CellName]?.[config])?.rps.median ?? null,
+  });
+  for (const g of graphs) log(`wrote ${relative(process.cwd(), join(outDir, g.file))}`);
+  if (missing.length) {
+    log(`no CPU profile from ${missing.join(', ')} (the process did not exit cleanly)`);
+    process.exitCode = 1;
+  }
 }
 
 /** --from-results FILE: the page from an earlier run's results, nothing measured. */
@@ -222,6 +255,11 @@ async function main(): Promise<void> {
   });
   const up = await upstream.firstJson<{ ports: (number | null)[]; errors: string[] }>(15_000);
   if (!up.ports[0]) throw new Error(`the upstream could not listen: ${up.errors.join('; ')}`);
+  const profiles = PROFILE ? new Profiles(join(tmp, 'profiles')) : undefined;
+  if (PROFILE)
+    notes.push(
+      "Profiled run (--profile): the trustrun configurations ran under V8's CPU profiler, which costs them CPU; these figures are not comparable with an unprofiled run's.",
+    );
   const env: StartEnv = {
     tmp,
     pki,
@@ -229,6 +267,7 @@ async function main(): Promise<void> {
     squidUpstream: up.ports[1] === 443,
     hostNames,
     tunnelScript: scripts.tunnel,
+    profiles,
   };
   log(`upstream on 127.0.0.1:${env.upstreamPort}${env.squidUpstream ? ' and 127.0.0.2:443' : ''}`);
 
@@ -284,12 +323,17 @@ async function main(): Promise<void> {
   const resultsDir = process.env.BENCH_RESULTS_DIR ?? join(BENCH_DIR, 'results');
   mkdirSync(resultsDir, { recursive: true });
   const stamp = startedAt.replace(/[:.]/g, '-');
-  const file = join(resultsDir, `bench-${stamp}${QUICK ? '-quick' : ''}.json`);
+  const file = join(
+    resultsDir,
+    `bench-${stamp}${QUICK ? '-quick' : ''}${PROFILE ? '-profiled' : ''}.json`,
+  );
   const json = `${JSON.stringify(results, null, 2)}\n`;
   writeFileSync(file, json);
-  writeFileSync(join(resultsDir, 'latest.json'), json);
+  // latest.json is what the page is rendered from: never a profiled run.
+  if (!PROFILE) writeFileSync(join(resultsDir, 'latest.json'), json);
   log(`\nresults: ${relative(process.cwd(), file)}`);
   if (WRITE_DOCS) writeDocs(results);
+  if (profiles) writeProfiles(profiles, results);
   log(`\n${renderSummary(results)}`);
   log(`done in ${results.wallSeconds} s`);
 }

@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { makeSquidCa, type UpstreamPki } from './certs.js';
 import { ROOT, freePort, spawnChild, waitForPort, type Spawned } from './children.js';
+import type { ProfiledStart, Profiles } from './profiles.js';
 import type { Target } from './protocol.js';
 
 export interface Config {
@@ -29,6 +30,8 @@ export interface StartEnv {
   /** Every name the run will request, for Squid's hosts file. */
   hostNames: string[];
   tunnelScript: string;
+  /** With --profile: the trustrun configurations run under the CPU profiler. */
+  profiles?: Profiles;
 }
 
 /** Environment for child programs: no proxy variables, no loader options inherited. */
@@ -126,12 +129,19 @@ export function trustrunNodeArgs(): string[] {
  * is (its launcher sets the runtime's memory options); with BENCH_TRUSTRUN_NODE_ARGS or
  * BENCH_TRUSTRUN_BIN, `node [ARGS] FILE` instead (those options replace the launcher's).
  */
-export function trustrunCommand(args: string[]): { command: string; args: string[] } {
+export function trustrunCommand(
+  args: string[],
+  profiled?: ProfiledStart,
+): { command: string; args: string[]; env: Record<string, string> } {
   const nodeArgs = trustrunNodeArgs();
   if (process.env.BENCH_TRUSTRUN_BIN || nodeArgs.length > 0) {
-    return { command: process.execPath, args: [...nodeArgs, trustrunBin(), ...args] };
+    return {
+      command: process.execPath,
+      args: [...nodeArgs, ...(profiled?.nodeArgs ?? []), trustrunBin(), ...args],
+      env: {},
+    };
   }
-  return { command: trustrunBin(), args };
+  return { command: trustrunBin(), args, env: profiled?.env ?? {} };
 }
 
 /** Whether this checkout's CLI has the proxy command yet (dist must be built). */
@@ -211,25 +221,29 @@ export async function trustrun(
   mkdirSync(dataDir, { mode: 0o700 });
   const policyFile = join(env.tmp, 'policy.yaml');
   writeFileSync(policyFile, BENCH_POLICY, { mode: 0o600 });
-  const cmd = trustrunCommand([
-    'proxy',
-    '--policy',
-    policyFile,
-    '--port',
-    '0',
-    '--level',
-    level,
-    '--data-dir',
-    dataDir,
-    '--upstream-ca',
-    env.pki.caFile,
-    '--resolve',
-    `*.bench.test:443:127.0.0.1:${env.upstreamPort}`,
-    '--json',
-  ]);
-  const p = spawnChild(cmd.command, cmd.args, join(env.tmp, `trustrun-${level}.log`), {
+  const name = `trustrun-${level}`;
+  const cmd = trustrunCommand(
+    [
+      'proxy',
+      '--policy',
+      policyFile,
+      '--port',
+      '0',
+      '--level',
+      level,
+      '--data-dir',
+      dataDir,
+      '--upstream-ca',
+      env.pki.caFile,
+      '--resolve',
+      `*.bench.test:443:127.0.0.1:${env.upstreamPort}`,
+      '--json',
+    ],
+    env.profiles?.start(name),
+  );
+  const p = spawnChild(cmd.command, cmd.args, join(env.tmp, `${name}.log`), {
     cwd: ROOT,
-    env: childEnv({ TRUSTRUN_HOME: dataDir }),
+    env: childEnv({ TRUSTRUN_HOME: dataDir, ...cmd.env }),
   });
   try {
     const info = await p.firstJson<{ listen: string; ca?: string }>(60_000);
@@ -238,7 +252,7 @@ export async function trustrun(
     // certificate. At headers and full it sees a leaf minted by trustrun's CA.
     const ca = level === 'metadata' ? env.pki.caPem : readFileSync(caFile, 'utf8');
     return {
-      name: `trustrun-${level}`,
+      name,
       pid: p.pid,
       target: { kind: 'proxy', proxyUrl: info.listen, ca },
       version: (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string })

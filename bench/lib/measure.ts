@@ -5,6 +5,7 @@
  */
 import type { Spawned } from './children.js';
 import type { Config } from './configs.js';
+import { monotonicUs, type Window } from './flame.js';
 import { PeakSampler, cpuSeconds, memory } from './procfs.js';
 import type {
   ChildMessage,
@@ -103,6 +104,8 @@ export interface LoadSample extends LoadResult {
   rssAfter: number | null;
   /** TLS connections the upstream accepted in the window (keep-alive on the proxy's side). */
   upstreamConnections: number | null;
+  /** The measured window on the monotonic clock, µs (cuts a CPU profile to it). */
+  windowUs?: Window;
 }
 
 export interface UpstreamCounters {
@@ -147,6 +150,7 @@ export async function loadCell(
   let lg1 = 0;
   let counters0: Promise<UpstreamCounters | null> = Promise.resolve(null);
   let counters1: Promise<UpstreamCounters | null> = Promise.resolve(null);
+  const windowUs: Window = { fromUs: 0, toUs: 0 };
   try {
     const result = await client.run<LoadResult>(
       { type: 'load', ...job },
@@ -157,9 +161,11 @@ export async function loadCell(
         const up = cpuSeconds(upstream.pid);
         const lg = cpuSeconds(client.proc.pid);
         if (phase === 'start') {
+          windowUs.fromUs = monotonicUs();
           [cpu0, up0, lg0] = [cpu, up, lg];
           counters0 = upstreamCounters(upstream);
         } else {
+          windowUs.toUs = monotonicUs();
           [cpu1, up1, lg1] = [cpu, up, lg];
           counters1 = upstreamCounters(upstream);
         }
@@ -178,6 +184,7 @@ export async function loadCell(
       peakRss,
       rssAfter: pid ? (memory(pid)?.rss ?? null) : null,
       upstreamConnections: c0 && c1 ? c1.connections - c0.connections : null,
+      windowUs,
     };
   } finally {
     sampler?.stop();

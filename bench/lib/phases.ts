@@ -5,10 +5,12 @@
 import type { Spawned } from './children.js';
 import * as start from './configs.js';
 import type { Config, StartEnv } from './configs.js';
+import { monotonicUs } from './flame.js';
 import type { LoadClient } from './measure.js';
 import { loadCell, probeCell, streamCell } from './measure.js';
 import { runMicro, type MicroResult } from './micro.js';
-import { memory } from './procfs.js';
+import { commandLine, memory } from './procfs.js';
+import { PROFILED, type ProfiledCell } from './profiles.js';
 import {
   CELLS,
   LABELS,
@@ -98,6 +100,8 @@ export async function startConfigs(
       info.available = true;
       configs.push(config);
       log(`- ${name}: ready${config.pid ? ` (pid ${config.pid}, RSS ${mb(info.idleRss)})` : ''}`);
+      // What runs under the profiler, as the kernel has it (after the launcher's exec).
+      if (env.profiles && config.pid) log(`  profiled: ${commandLine(config.pid) ?? '?'}`);
     } catch (err) {
       info.note = `could not run: ${(err as Error).message}`.slice(0, 600);
       log(`- ${name}: skipped, ${info.note}`);
@@ -154,6 +158,8 @@ export async function runRepetitions(
           settings.settleMs,
         );
         (cells[cell][config.name] ??= []).push(sample);
+        if (sample.windowUs && cell in PROFILED)
+          ctx.env.profiles?.mark(config.name, cell as ProfiledCell, sample.windowUs);
         log(
           `rep ${rep + 1}/${reps} ${cell.padEnd(6)} ${config.name.padEnd(17)} ${sample.rps.toFixed(0).padStart(6)} req/s` +
             `  p50 ${sample.p50Ms.toFixed(2)} p99 ${sample.p99Ms.toFixed(2)} ms` +
@@ -170,7 +176,9 @@ export async function runRepetitions(
       const p = probes[config.name]!;
       const hosts = ctx.probeHosts[rep]!;
       const api = ['api.bench.test'];
+      const t0 = monotonicUs();
       const newHost = await probeCell(client, config, 'new-host', hosts, hosts.length);
+      ctx.env.profiles?.mark(config.name, 'new-host', { fromUs: t0, toUs: monotonicUs() });
       const newConn = await probeCell(client, config, 'new-conn', api, settings.probes.newConn);
       const reuse = await probeCell(client, config, 'reuse', api, settings.probes.reuse);
       p.newHost.push(...newHost.samplesMs);

@@ -70,6 +70,15 @@ export function processTree(root: number): number[] {
 }
 
 /** CPU seconds (user + system) used so far by the process and its live descendants. */
+/** A process's command line, arguments joined by spaces (null once it has exited). */
+export function commandLine(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return null;
+  }
+}
+
 export function cpuSeconds(pid: number): number {
   let ticks = 0;
   for (const p of processTree(pid)) ticks += readStat(p)?.ticks ?? 0;

@@ -509,6 +509,10 @@ ${table(
   ]),
 )}
 
+Where the proxy's time goes in the cells behind these targets: flame graphs of its event loop
+under the same load, in [profiles/](profiles/README.md) (made by \`npm run bench -- --profile\`;
+the profiler's cost keeps those runs off this page).
+
 ## Micro-benchmarks
 
 ${microSection(r)}
@@ -532,13 +536,21 @@ ${
 apt-get install mitmproxy squid-openssl   # optional: the reference proxies (skipped with a note when missing)
 npm run bench                             # builds dist/, about 10 minutes, rewrites this page
 npm run bench -- --quick                  # about 3 minutes: 1 repetition, short windows, smaller bodies; JSON only
+npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
+                                          # about 4 minutes: flame graphs into docs/profiles/; this page untouched
 \`\`\`
 
 Options: \`--quick\`, \`--docs\` / \`--no-docs\` (rewrite this page and \`docs/benchmarks.svg\`; default on
 unless \`--quick\`), \`--no-build\`, \`--no-micro\`, \`--only direct,tunnel,trustrun-headers\` (configurations:
 direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, squid), \`--reps N\`,
 \`--from-results FILE\` (measure nothing: render this page from an earlier run's JSON; with
-\`--no-docs\` to stdout). \`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
+\`--no-docs\` to stdout), \`--profile\` (the trustrun configurations run under V8's CPU profiler,
+sampling every 500 µs, started through their launcher as usual; after the run each one's event-loop
+profile is cut to the measured windows of the 1 KiB × 32 and 1 MiB × 32 cells and of the never-seen
+hosts, 60 a repetition instead of 15, and drawn as \`docs/profiles/<configuration>-<cell>.svg\` with an
+index, \`docs/profiles/README.md\`, listing each graph's busiest frames; \`BENCH_PROFILE_DIR=DIR\` writes
+them elsewhere; its figures go to a \`-profiled\` JSON file, never to this page or \`latest.json\`).
+\`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
 \`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` starts trustrun as \`node --opt … FILE\`,
 with these options instead of the launcher's (either variable bypasses the launcher, and with it
 its memory settings and \`--expose-gc\`, without which the proxy's collection of relayed body

@@ -14,24 +14,22 @@ let dir: string;
 let bench: RunResult;
 let results: Results;
 
+/** `npm run bench -- ARGS` with the suite's own entry point, on the dist/ the set-up built. */
+function runBench(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return run(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--no-build', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    timeoutMs: 170_000,
+  });
+}
+
 // One short run of the suite itself (`--quick`: one repetition, 1.5 s cells), on the dist/ that
 // the test set-up built, with the results written to a temporary directory.
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'trustrun-bench-'));
-  bench = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'bench/run.ts',
-      '--quick',
-      '--no-build',
-      '--no-micro',
-      '--only',
-      CONFIGS.join(','),
-    ],
-    { cwd: ROOT, env: { ...process.env, BENCH_RESULTS_DIR: dir }, timeoutMs: 170_000 },
-  );
+  bench = await runBench(['--quick', '--no-micro', '--only', CONFIGS.join(',')], {
+    BENCH_RESULTS_DIR: dir,
+  });
   const file = readdirSync(dir).find((f) => f.startsWith('bench-') && f.endsWith('-quick.json'));
   if (file) results = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Results;
 }, 180_000);
@@ -92,5 +90,59 @@ describe('npm run bench -- --quick', () => {
     };
     expect(verdict(headers[0]!.rps * 2)).toMatchObject({ verdict: 'missed', margin: '-50%' });
     expect(verdict(headers[0]!.rps / 2).verdict).toBe('met');
+  });
+});
+
+describe('npm run bench -- --profile', () => {
+  let pdir: string;
+  let profiled: RunResult;
+
+  // The headers proxy under the CPU profiler through its launcher, as `npm run bench` starts it.
+  beforeAll(async () => {
+    pdir = mkdtempSync(join(tmpdir(), 'trustrun-bench-profile-'));
+    profiled = await runBench(
+      ['--profile', '--quick', '--no-micro', '--only', 'trustrun-headers'],
+      {
+        BENCH_RESULTS_DIR: join(pdir, 'results'),
+        BENCH_PROFILE_DIR: join(pdir, 'profiles'),
+      },
+    );
+  }, 180_000);
+
+  afterAll(() => {
+    rmSync(pdir, { recursive: true, force: true });
+  });
+
+  it("draws the proxy's event loop during each measured cell, and leaves the page alone", () => {
+    expect(profiled.code, profiled.stderr.slice(-2000)).toBe(0);
+    const graphs = readdirSync(join(pdir, 'profiles')).sort();
+    expect(graphs).toEqual([
+      'README.md',
+      'trustrun-headers-1k-c32.svg',
+      'trustrun-headers-new-host.svg',
+    ]);
+    const load = readFileSync(join(pdir, 'profiles', 'trustrun-headers-1k-c32.svg'), 'utf8');
+    // the proxy's own request path and its store, seen from inside the process
+    expect(load).toMatch(/<title>handleExchange dist\/proxy\/exchange\.js:\d+: [\d.]+ ms/);
+    expect(load).toMatch(/<title>commit dist\/store\/writer\.js:\d+: [\d.]+ ms/);
+    // started through the launcher, whose memory flags are kept next to the profiler's
+    expect(profiled.stderr).toMatch(
+      /profiled: \S*node --cpu-prof .*--max-semi-space-size=2 --expose-gc \S*bin\/trustrun\.js proxy/,
+    );
+    const hosts = readFileSync(join(pdir, 'profiles', 'trustrun-headers-new-host.svg'), 'utf8');
+    expect(hosts).toMatch(/<title>[^<]*dist\/ca\/minter\.js:\d+: [\d.]+ ms/);
+    const index = readFileSync(join(pdir, 'profiles', 'README.md'), 'utf8');
+    expect(index).toMatch(/`npm run bench -- [^`]*--profile --quick[^`]*`/);
+    expect(index).toMatch(/\| [\d.]+ % \| `commit dist\/store\/writer\.js:\d+` \|/);
+    // a profiled run's figures never become the page's
+    const results = readdirSync(join(pdir, 'results'));
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatch(/^bench-.*-quick-profiled\.json$/);
+  });
+
+  it('refuses to put profiled figures on the page', async () => {
+    const r = await runBench(['--profile', '--docs']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--profile cannot go with --docs');
   });
 });
