@@ -79,7 +79,8 @@ export function monotonicUs(): number {
 }
 
 function kindOf(f: CallFrame): FrameKind {
-  if (f.functionName === '(garbage collector)') return 'gc';
+  // V8's own collections, and `gc()` called by the proxy (its Reclaimer, node --expose-gc).
+  if (f.functionName === '(garbage collector)' || (f.functionName === 'gc' && !f.url)) return 'gc';
   if (f.url.startsWith('node:')) return 'node';
   if (f.url.includes('/node_modules/') || f.url.startsWith('wasm://')) return 'library';
   if (f.url.includes('/dist/')) return 'trustrun';

@@ -93,6 +93,15 @@ describe('frameLabel', () => {
     );
     expect(frameLabel(frame('writev'))).toBe('writev');
   });
+
+  it("counts the proxy's own gc() calls as garbage collection", () => {
+    const p: CpuProfile = structuredClone(PROFILE);
+    p.nodes[5]!.callFrame = frame('gc');
+    const f = foldProfile(p, [{ fromUs: 0, toUs: 10_000 }]);
+    const handle = f.root.children.get('handleExchange dist/proxy/exchange.js:84')!;
+    expect(handle.children.get('gc')?.kind).toBe('gc');
+    expect(handle.children.get('commit dist/store/writer.js:116')?.kind).toBe('trustrun');
+  });
 });
 
 describe('renderFlameGraph', () => {
