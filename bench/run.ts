@@ -188,6 +188,8 @@ function writeProfiles(profiles: Profiles, results: Results): void {
     rps: (config, cell) => summarize(results.cells[cell as CellName]?.[config])?.rps.median ?? null,
   });
   for (const g of graphs) log(`wrote ${relative(process.cwd(), join(outDir, g.file))}`);
+  if (!graphs.length && !missing.length)
+    log('--profile: no trustrun configuration ran, so nothing was profiled');
   if (missing.length) {
     log(`no CPU profile from ${missing.join(', ')} (the process did not exit cleanly)`);
     process.exitCode = 1;

@@ -36,7 +36,7 @@ export interface ProfiledStart {
   /** node options that turn the profiler on, writing into `dir`. */
   nodeArgs: string[];
   /** Environment for a process started through the launcher: PATH with the `node` shim first. */
-  env: Record<string, string>;
+  env: { PATH: string };
 }
 
 export interface GraphInfo {
@@ -106,7 +106,8 @@ export class Profiles {
   /**
    * Writes one flame graph per profiled configuration and cell into `outDir`, and README.md
    * indexing them. Returns what was written; a configuration whose profile is missing (the
-   * process did not exit cleanly) is reported in `missing`.
+   * process did not exit cleanly) is reported in `missing`. Writes nothing when no window was
+   * marked.
    */
   write(
     outDir: string,
@@ -117,6 +118,8 @@ export class Profiles {
       rps: (c: string, cell: string) => number | null;
     },
   ): { graphs: GraphInfo[]; missing: string[] } {
+    // Nothing profiled (no trustrun configuration ran): the index on file stays as it is.
+    if (this.windows.size === 0) return { graphs: [], missing: [] };
     mkdirSync(outDir, { recursive: true });
     const graphs: GraphInfo[] = [];
     const missing: string[] = [];
