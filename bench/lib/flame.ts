@@ -10,6 +10,7 @@
  * of the graph: its width is the loop's busy time.
  */
 import { readFileSync } from 'node:fs';
+import { esc } from './svg.js';
 
 export interface CallFrame {
   functionName: string;
@@ -184,9 +185,6 @@ function colour(f: Frame): string {
   const [lo, hi] = HUES[f.kind];
   return `hsl(${lo + (h % (hi - lo + 1))},70%,${62 + (h % 13)}%)`;
 }
-
-const esc = (s: string) =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export interface FlameOptions {
   title: string;

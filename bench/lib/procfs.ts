@@ -69,7 +69,6 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-/** CPU seconds (user + system) used so far by the process and its live descendants. */
 /** A process's command line, arguments joined by spaces (null once it has exited). */
 export function commandLine(pid: number): string | null {
   try {
@@ -79,6 +78,7 @@ export function commandLine(pid: number): string | null {
   }
 }
 
+/** CPU seconds (user + system) used so far by the process and its live descendants. */
 export function cpuSeconds(pid: number): number {
   let ticks = 0;
   for (const p of processTree(pid)) ticks += readStat(p)?.ticks ?? 0;

@@ -39,6 +39,15 @@ export interface ProfiledStart {
   env: { PATH: string };
 }
 
+/** The run the graphs come from, as their subtitles and the index name it. */
+export interface RunInfo {
+  date: string;
+  command: string;
+  machine: Machine;
+  /** The cell's median req/s under the profiler (null when not measured). */
+  rps: (config: string, cell: string) => number | null;
+}
+
 export interface GraphInfo {
   file: string;
   config: string;
@@ -109,15 +118,7 @@ export class Profiles {
    * process did not exit cleanly) is reported in `missing`. Writes nothing when no window was
    * marked.
    */
-  write(
-    outDir: string,
-    run: {
-      date: string;
-      command: string;
-      machine: Machine;
-      rps: (c: string, cell: string) => number | null;
-    },
-  ): { graphs: GraphInfo[]; missing: string[] } {
+  write(outDir: string, run: RunInfo): { graphs: GraphInfo[]; missing: string[] } {
     // Nothing profiled (no trustrun configuration ran): the index on file stays as it is.
     if (this.windows.size === 0) return { graphs: [], missing: [] };
     mkdirSync(outDir, { recursive: true });
@@ -133,7 +134,7 @@ export class Profiles {
       for (const [cell, windows] of cells) {
         const folded = foldProfile(profile, windows);
         const seconds = windows.reduce((s, w) => s + (w.toUs - w.fromUs), 0) / 1e6;
-        const info = describe(folded, name, cell, windows.length, seconds);
+        const info = graphInfo(folded, name, cell, windows.length, seconds);
         const rps = cell === 'new-host' ? null : run.rps(name, cell);
         const svg = renderFlameGraph(folded, {
           title: `${name}: ${PROFILED[cell]}, the event loop`,
@@ -153,7 +154,7 @@ export class Profiles {
   }
 }
 
-function describe(
+function graphInfo(
   folded: Folded,
   config: string,
   cell: ProfiledCell,
@@ -172,11 +173,7 @@ function describe(
   };
 }
 
-function renderIndex(
-  graphs: GraphInfo[],
-  missing: string[],
-  run: { date: string; command: string; machine: Machine },
-): string {
+function renderIndex(graphs: GraphInfo[], missing: string[], run: Omit<RunInfo, 'rps'>): string {
   const m = run.machine;
   const lines = [
     '# CPU profiles of the proxy under the benchmark load',

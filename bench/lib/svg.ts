@@ -6,7 +6,9 @@
 import { LABELS, type Results } from './results.js';
 import { summaries } from './report.js';
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Text for SVG (or any XML) content and attribute values. */
+export const esc = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 interface Bar {
   name: string;
