@@ -10,8 +10,9 @@
  *                                 no measuring: render the page from a results file (to
  *                                 docs/benchmarks.md and .svg, or with --no-docs to stdout)
  *   npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
- *                                 the trustrun configurations under the CPU profiler: flame
- *                                 graphs of each cell's measured windows in docs/profiles/
+ *                                 the trustrun configurations and the Node relays under the
+ *                                 CPU profiler: flame graphs of each cell's measured windows
+ *                                 in docs/profiles/
  *                                 (BENCH_PROFILE_DIR=DIR: there); docs/benchmarks.* untouched
  *
  * Options: --quick, --docs / --no-docs (write docs/benchmarks.*; default: on unless --quick),
@@ -19,7 +20,8 @@
  * --reps N, --from-results FILE, --profile. BENCH_TRUSTRUN_BIN=FILE runs another trustrun entry point than
  * bin/trustrun.js; BENCH_TRUSTRUN_NODE_ARGS='--opt …' runs `node --opt … FILE` instead of the
  * launcher (whose memory settings then do not apply). BENCH_RESULTS_DIR=DIR writes the results
- * there instead of bench/results/ (the suite's own test does).
+ * there instead of bench/results/ (the suite's own test does). BENCH_KEEP_TMP=1 keeps the run's
+ * temporary directory (logs, raw CPU profiles, and its throwaway certificates and keys).
  * bench/notes.md (hand-written findings) is appended to the page as it is.
  * Everything listens on and connects to 127.0.0.1/127.0.0.2 only.
  */
@@ -29,7 +31,15 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createRequire } from 'node:module';
 import { makeUpstreamPki } from './lib/certs.js';
-import { BENCH_DIR, ROOT, buildChild, spawnChild, stopAll } from './lib/children.js';
+import {
+  BENCH_DIR,
+  ROOT,
+  buildChild,
+  spawnChild,
+  spawnUpstream,
+  stopAll,
+  undiciEntry,
+} from './lib/children.js';
 import type { StartEnv } from './lib/configs.js';
 import { describeMachine } from './lib/machine.js';
 import { LoadClient } from './lib/measure.js';
@@ -132,7 +142,8 @@ async function cleanup(): Promise<void> {
   if (cleaning) return;
   cleaning = true;
   await stopAll();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
+  if (tmp && process.env.BENCH_KEEP_TMP) log(`kept ${tmp} (BENCH_KEEP_TMP): delete it when done`);
+  else if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -189,7 +200,7 @@ function writeProfiles(profiles: Profiles, results: Results): void {
   });
   for (const g of graphs) log(`wrote ${relative(process.cwd(), join(outDir, g.file))}`);
   if (!graphs.length && !missing.length)
-    log('--profile: no trustrun configuration ran, so nothing was profiled');
+    log('--profile: no trustrun configuration or Node relay ran, so nothing was profiled');
   if (missing.length) {
     log(`no CPU profile from ${missing.join(', ')} (the process did not exit cleanly)`);
     process.exitCode = 1;
@@ -240,27 +251,16 @@ async function main(): Promise<void> {
 
   // The upstream: 127.0.0.1 on any port, and 127.0.0.2:443 for Squid (which cannot remap ports).
   const wantSquid = !ONLY || ONLY.includes('squid');
-  const upstream = spawnChild(process.execPath, [scripts.upstream], join(tmp, 'upstream.log'), {
-    ipc: true,
-    env: {
-      ...process.env,
-      NODE_OPTIONS: '',
-      BENCH_UPSTREAM: JSON.stringify({
-        cert: pki.certFile,
-        key: pki.keyFile,
-        listen: [
-          { host: '127.0.0.1', port: 0 },
-          ...(wantSquid ? [{ host: '127.0.0.2', port: 443 }] : []),
-        ],
-      }),
-    },
-  });
+  const upstream = spawnUpstream(scripts.upstream, tmp, pki, [
+    { host: '127.0.0.1', port: 0 },
+    ...(wantSquid ? [{ host: '127.0.0.2', port: 443 }] : []),
+  ]);
   const up = await upstream.firstJson<{ ports: (number | null)[]; errors: string[] }>(15_000);
   if (!up.ports[0]) throw new Error(`the upstream could not listen: ${up.errors.join('; ')}`);
   const profiles = PROFILE ? new Profiles(join(tmp, 'profiles')) : undefined;
   if (PROFILE)
     notes.push(
-      "Profiled run (--profile): the trustrun configurations ran under V8's CPU profiler, which costs them CPU; these figures are not comparable with an unprofiled run's.",
+      "Profiled run (--profile): the trustrun configurations and the Node relays ran under V8's CPU profiler, which costs them CPU; these figures are not comparable with an unprofiled run's.",
     );
   const env: StartEnv = {
     tmp,
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
     env: {
       ...process.env,
       NODE_OPTIONS: '',
-      BENCH_UNDICI: createRequire(join(ROOT, 'package.json')).resolve('undici'),
+      BENCH_UNDICI: undiciEntry(),
     },
   });
   const client = await LoadClient.start(loadProc);

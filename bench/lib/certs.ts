@@ -1,7 +1,7 @@
 /**
  * Test certificates made at run time with the openssl CLI, in a temporary directory that the
- * run deletes: a CA for the local upstream and its server certificate (api.bench.test and
- * *.bench.test), and an RSA CA for Squid's ssl_bump. No key is ever written into the repository.
+ * run deletes: a CA for the local upstream, its server certificate (api.bench.test and
+ * *.bench.test) and the Node relays' certificate for the same names, and an RSA CA for Squid's ssl_bump. No key is ever written into the repository.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,9 @@ export interface UpstreamPki {
   caPem: string;
   certFile: string;
   keyFile: string;
+  /** The certificate (same names, same CA) the Node relays terminate the client's TLS with. */
+  relayCertFile: string;
+  relayKeyFile: string;
 }
 
 export interface CaPair {
@@ -51,13 +54,17 @@ function makeCa(dir: string, name: string, subject: string, keyArgs: string[]): 
 
 const EC_P256 = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
-/** The upstream's CA and its server certificate for api.bench.test and *.bench.test. */
-export function makeUpstreamPki(dir: string): UpstreamPki {
-  const ca = makeCa(dir, 'upstream-ca', '/CN=TrustRun bench upstream CA', EC_P256);
-  const keyFile = join(dir, 'upstream.key');
-  const csr = join(dir, 'upstream.csr');
-  const certFile = join(dir, 'upstream.pem');
-  const ext = join(dir, 'upstream.ext');
+/** A server certificate for api.bench.test and *.bench.test, signed by `ca`. */
+function makeLeaf(
+  dir: string,
+  name: string,
+  ca: CaPair,
+  cn: string,
+): { certFile: string; keyFile: string } {
+  const keyFile = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const certFile = join(dir, `${name}.pem`);
+  const ext = join(dir, `${name}.ext`);
   openssl([
     'req',
     '-new',
@@ -68,7 +75,7 @@ export function makeUpstreamPki(dir: string): UpstreamPki {
     '-out',
     csr,
     '-subj',
-    '/CN=api.bench.test',
+    `/CN=${cn}`,
   ]);
   writeFileSync(
     ext,
@@ -85,7 +92,7 @@ export function makeUpstreamPki(dir: string): UpstreamPki {
     '-CAkey',
     ca.keyFile,
     '-set_serial',
-    '2',
+    String(Date.now()),
     '-days',
     '2',
     '-out',
@@ -93,7 +100,25 @@ export function makeUpstreamPki(dir: string): UpstreamPki {
     '-extfile',
     ext,
   ]);
-  return { caFile: ca.certFile, caPem: ca.certPem, certFile, keyFile };
+  return { certFile, keyFile };
+}
+
+/**
+ * The upstream's CA and its server certificate for api.bench.test and *.bench.test, and a second
+ * certificate for the same names that the Node relays show their clients (so that a client can
+ * tell it talks to the relay, not through it).
+ */
+export function makeUpstreamPki(dir: string): UpstreamPki {
+  const ca = makeCa(dir, 'upstream-ca', '/CN=TrustRun bench upstream CA', EC_P256);
+  const leaf = makeLeaf(dir, 'upstream', ca, 'api.bench.test');
+  const relay = makeLeaf(dir, 'relay', ca, 'bench relay');
+  return {
+    caFile: ca.certFile,
+    caPem: ca.certPem,
+    ...leaf,
+    relayCertFile: relay.certFile,
+    relayKeyFile: relay.keyFile,
+  };
 }
 
 /** An RSA 2048 CA for Squid's certificate generator (which signs leaf certs with it). */

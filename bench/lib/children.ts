@@ -6,16 +6,46 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import type { UpstreamPki } from './certs.js';
 import { processTree, startTime } from './procfs.js';
 
 export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const ROOT = resolve(BENCH_DIR, '..');
 
 const running = new Set<ChildProcess>();
+
+/**
+ * undici's entry file in this checkout, for the child programs that load it (BENCH_UNDICI): they
+ * run from the temporary directory, outside the project's node_modules.
+ */
+export function undiciEntry(): string {
+  return createRequire(join(ROOT, 'package.json')).resolve('undici');
+}
+
+/**
+ * The local HTTPS upstream (bench/children/upstream.ts, built to `script`) serving `pki`'s
+ * certificate on each listener, its log in `dir`. It prints {"ports": [...]} when listening.
+ */
+export function spawnUpstream(
+  script: string,
+  dir: string,
+  pki: UpstreamPki,
+  listen: { host: string; port: number }[],
+): Spawned {
+  return spawnChild(process.execPath, [script], join(dir, 'upstream.log'), {
+    ipc: true,
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      BENCH_UPSTREAM: JSON.stringify({ cert: pki.certFile, key: pki.keyFile, listen }),
+    },
+  });
+}
 
 /** Transpiles bench/children/NAME.ts to DIR/NAME.mjs and returns its path. */
 export function buildChild(name: string, outDir: string): string {

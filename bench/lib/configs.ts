@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeSquidCa, type UpstreamPki } from './certs.js';
-import { ROOT, freePort, spawnChild, waitForPort, type Spawned } from './children.js';
+import { ROOT, freePort, spawnChild, undiciEntry, waitForPort, type Spawned } from './children.js';
 import type { ProfiledStart, Profiles } from './profiles.js';
 import type { Target } from './protocol.js';
 
@@ -85,21 +85,39 @@ export function direct(env: StartEnv): Config {
   };
 }
 
-export async function tunnel(env: StartEnv): Promise<Config> {
-  const p = spawnChild(process.execPath, [env.tunnelScript], join(env.tmp, 'tunnel.log'), {
-    ipc: true,
-    env: childEnv({
-      BENCH_TUNNEL_MAP: JSON.stringify({
-        suffix: '.bench.test',
-        port: 443,
-        to: `127.0.0.1:${env.upstreamPort}`,
+/** The Node floors of bench/children/tunnel.ts, by mode: see that file. */
+const FLOORS = { tunnel: 'tunnel', tls: 'tls-relay', http: 'http-relay' } as const;
+
+export async function tunnel(env: StartEnv, mode: keyof typeof FLOORS = 'tunnel'): Promise<Config> {
+  const name = FLOORS[mode];
+  const profiled = mode === 'tunnel' ? undefined : env.profiles?.start(name);
+  const p = spawnChild(
+    process.execPath,
+    [...(profiled?.nodeArgs ?? []), env.tunnelScript],
+    join(env.tmp, `${name}.log`),
+    {
+      ipc: true,
+      env: childEnv({
+        BENCH_TUNNEL_MODE: mode,
+        BENCH_TUNNEL_MAP: JSON.stringify({
+          suffix: '.bench.test',
+          port: 443,
+          to: `127.0.0.1:${env.upstreamPort}`,
+        }),
+        // The relays' own certificate, from the upstream's CA (which the client trusts).
+        BENCH_TUNNEL_TLS: JSON.stringify({
+          cert: env.pki.relayCertFile,
+          key: env.pki.relayKeyFile,
+          ca: env.pki.caFile,
+        }),
+        BENCH_UNDICI: undiciEntry(),
       }),
-    }),
-  });
+    },
+  );
   try {
     const { listen } = await p.firstJson<{ listen: string }>(15_000);
     return {
-      name: 'tunnel',
+      name,
       pid: p.pid,
       target: { kind: 'proxy', proxyUrl: listen, ca: env.pki.caPem },
       version: process.version,

@@ -23,6 +23,8 @@ import {
 export const ORDER = [
   'direct',
   'tunnel',
+  'tls-relay',
+  'http-relay',
   'trustrun-metadata',
   'trustrun-headers',
   'trustrun-full',
@@ -30,7 +32,15 @@ export const ORDER = [
   'squid',
 ] as const;
 /** Configurations that also take the 1 MiB cell (trustrun's target is about the full level). */
-const BIG_BODY_CONFIGS = new Set(['direct', 'tunnel', 'trustrun-full', 'mitmdump', 'squid']);
+const BIG_BODY_CONFIGS = new Set([
+  'direct',
+  'tunnel',
+  'tls-relay',
+  'http-relay',
+  'trustrun-full',
+  'mitmdump',
+  'squid',
+]);
 /** Configurations a large body is streamed through (mitmdump buffers whole bodies). */
 const STREAM_CONFIGS = ['direct', 'tunnel', 'trustrun-full'];
 
@@ -58,6 +68,8 @@ export async function startConfigs(
   const starters: Record<(typeof ORDER)[number], () => Promise<Config> | Config> = {
     direct: () => start.direct(env),
     tunnel: () => start.tunnel(env),
+    'tls-relay': () => start.tunnel(env, 'tls'),
+    'http-relay': () => start.tunnel(env, 'http'),
     'trustrun-metadata': () => start.trustrun(env, 'metadata'),
     'trustrun-headers': () => start.trustrun(env, 'headers'),
     'trustrun-full': () => start.trustrun(env, 'full'),

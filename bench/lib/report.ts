@@ -407,6 +407,53 @@ function microSection(r: Results): string {
   return lines.join('\n').trimEnd();
 }
 
+/**
+ * The proxy's CPU per request taken apart in one cell, against the Node floors measured in the
+ * same run: TLS alone (tls-relay), Node's HTTP stack on both sides (http-relay − tls-relay) and
+ * trustrun's own work (policy, records, sealing, store: trustrun − http-relay), beside Squid's.
+ */
+function layersTable(r: Results, s: Summaries, cell: CellName, level: string): string {
+  const c = s[cell];
+  const cpuOf = (n: string) => c[n]?.cpuMsPerReq ?? NaN;
+  const [tlsR, httpR, tr, squid] = ['tls-relay', 'http-relay', level, 'squid'].map(cpuOf) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const missing = ['tls-relay', 'http-relay', level].filter((n) => !Number.isFinite(cpuOf(n)));
+  if (missing.length) return `Not measured in this run (${missing.map(label).join(', ')} not run).`;
+  const store = microData(r, 'store').data;
+  const storeMs = store ? 1000 / Number(store.recordsPerCpuSec) : NaN;
+  const rows: string[][] = [
+    ['TLS terminated on both sides, bytes piped (Node TLS relay)', cpu(tlsR), cpu(tlsR)],
+    [
+      '+ HTTP parsed on both sides: `node:http` and undici (Node HTTP relay)',
+      cpu(httpR - tlsR),
+      cpu(httpR),
+    ],
+    [
+      `+ trustrun's own work: policy, records, sealing, store (${label(level)})`,
+      cpu(tr - httpR),
+      cpu(tr),
+    ],
+  ];
+  if (Number.isFinite(squid)) rows.push([label('squid'), '', cpu(squid)]);
+  const lines = [table(['layer', 'proxy CPU ms/req', 'cumulative'], rows)];
+  if (Number.isFinite(squid)) {
+    const room = squid - httpR;
+    lines.push(
+      '',
+      `To serve Squid's rate on these shared cores the proxy may use no more CPU per request than Squid (the load generator and the upstream cost the same behind either). Node's HTTP relay leaves ${cpu(room)} ms for trustrun's own work here; it measured ${cpu(tr - httpR)} ms${
+        cell === '1k-c32' && Number.isFinite(storeMs)
+          ? `, and the store alone takes ${cpu(storeMs)} ms of CPU per sealed record at its fastest (the store micro-benchmark, records written back to back)`
+          : ''
+      }.`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function loadgenCpu(r: Results): number {
   return median((r.cells['1k-c32'].direct ?? []).map((x) => x.loadgenCpuMsPerReq));
 }
@@ -444,7 +491,7 @@ compare.
 
 One local HTTPS upstream (Node \`https\`, keep-alive, a test CA made at run time) serves 1 KiB and
 1 MiB responses as \`api.bench.test\` (and \`*.bench.test\`); every configuration reaches it under that
-name (trustrun with \`--resolve '*.bench.test:443:127.0.0.1:PORT'\`, the plain tunnel with the same
+name (trustrun with \`--resolve '*.bench.test:443:127.0.0.1:PORT'\`, the plain tunnel and the Node relays with the same
 mapping, mitmdump through a \`server_connect\` addon, Squid through a hosts file and 127.0.0.2:443).
 The load generator is a separate process using undici (\`Agent\` direct, \`ProxyAgent\` with the
 proxy's CA through proxies, keep-alive). The upstream, the load generator and the proxy share the
@@ -497,6 +544,22 @@ ${throughputTable(r, s, '1m-c32')}
 
 ${streamTable(r)}
 
+## Where the proxy's CPU goes, layer by layer
+
+Proxy CPU per request (medians) of trustrun and of two Node programs measured in the same run
+that terminate the client's TLS the same way and record nothing (\`bench/children/tunnel.ts\`):
+one pipes the decrypted bytes to its own TLS connection to the upstream, the other parses each
+request with \`node:http\` and forwards it with undici's dispatch API, the stack trustrun's proxy is
+built on.
+
+**1 KiB responses, 32 concurrent** (trustrun at \`headers\`):
+
+${layersTable(r, s, '1k-c32', 'trustrun-headers')}
+
+**1 MiB responses, 32 concurrent** (trustrun at \`full\`):
+
+${layersTable(r, s, '1m-c32', 'trustrun-full')}
+
 ## Targets (DESIGN.md, "Performance targets")
 
 ${table(
@@ -542,14 +605,15 @@ npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
 
 Options: \`--quick\`, \`--docs\` / \`--no-docs\` (rewrite this page and \`docs/benchmarks.svg\`; default on
 unless \`--quick\`), \`--no-build\`, \`--no-micro\`, \`--only direct,tunnel,trustrun-headers\` (configurations:
-direct, tunnel, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump, squid), \`--reps N\`,
+direct, tunnel, tls-relay, http-relay, trustrun-metadata, trustrun-headers, trustrun-full, mitmdump,
+squid), \`--reps N\`,
 \`--from-results FILE\` (measure nothing: render this page from an earlier run's JSON; with
-\`--no-docs\` to stdout), \`--profile\` (the trustrun configurations run under V8's CPU profiler,
+\`--no-docs\` to stdout), \`--profile\` (the trustrun configurations and the two Node relays run under V8's CPU profiler,
 sampling every 500 µs, started through their launcher as usual; after the run each one's event-loop
 profile is cut to the measured windows of the 1 KiB × 32 and 1 MiB × 32 cells and of the never-seen
 hosts, 60 a repetition instead of 15, and drawn as \`docs/profiles/<configuration>-<cell>.svg\` with an
 index, \`docs/profiles/README.md\`, listing each graph's busiest frames; \`BENCH_PROFILE_DIR=DIR\` writes
-them elsewhere; its figures go to a \`-profiled\` JSON file, never to this page or \`latest.json\`).
+them elsewhere; \`BENCH_KEEP_TMP=1\` keeps the run's temporary directory with the raw profiles; its figures go to a \`-profiled\` JSON file, never to this page or \`latest.json\`).
 \`BENCH_TRUSTRUN_BIN=FILE\` runs another trustrun entry point instead of
 \`bin/trustrun.js\`; \`BENCH_TRUSTRUN_NODE_ARGS='--opt …'\` starts trustrun as \`node --opt … FILE\`,
 with these options instead of the launcher's (either variable bypasses the launcher, and with it

@@ -99,6 +99,8 @@ export function summarize(samples: LoadSample[] | undefined): CellSummary | null
 export const LABELS: Record<string, string> = {
   direct: 'direct (no proxy)',
   tunnel: 'plain Node CONNECT tunnel',
+  'tls-relay': 'Node TLS relay (bytes piped)',
+  'http-relay': 'Node HTTP relay (nothing recorded)',
   'trustrun-metadata': 'trustrun proxy --level metadata',
   'trustrun-headers': 'trustrun proxy --level headers',
   'trustrun-full': 'trustrun proxy --level full',

@@ -20,7 +20,7 @@ interface Bar {
 
 function colour(name: string): string {
   if (name.startsWith('trustrun-')) return '#2563eb';
-  if (name === 'direct' || name === 'tunnel') return '#6b7280';
+  if (['direct', 'tunnel', 'tls-relay', 'http-relay'].includes(name)) return '#6b7280';
   return '#d97706';
 }
 

@@ -8,7 +8,7 @@ import { renderSvg } from '../../../bench/lib/svg.js';
 import { run, type RunResult } from '../../helpers/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const CONFIGS = ['direct', 'tunnel', 'trustrun-headers'];
+const CONFIGS = ['direct', 'tunnel', 'tls-relay', 'http-relay', 'trustrun-headers'];
 
 let dir: string;
 let bench: RunResult;
@@ -63,7 +63,12 @@ describe('npm run bench -- --quick', () => {
     expect(headers.peakRss).toBeGreaterThan(10 * 1024 * 1024);
     expect(results.cells['1k-c32'].direct![0]!.cpuMsPerReq).toBeNull();
     // 1 MiB bodies and the streamed body go through the configurations that take them
-    expect(Object.keys(results.cells['1m-c32']).sort()).toEqual(['direct', 'tunnel']);
+    expect(Object.keys(results.cells['1m-c32']).sort()).toEqual([
+      'direct',
+      'http-relay',
+      'tls-relay',
+      'tunnel',
+    ]);
     expect(results.streams.tunnel?.down?.bytes).toBe(results.settings.streamBytes);
   });
 
@@ -76,6 +81,14 @@ describe('npm run bench -- --quick', () => {
     expect(page).toMatch(
       /\| headers: req\/s at or above Squid ssl_bump[^\n]*\| Squid not run \| not measured \|/,
     );
+    // trustrun's CPU per request taken apart against the Node relays of the same run
+    const layers = page.split('## Where the proxy')[1]!.split('## Targets')[0]!;
+    const cpuOf = (n: string) => summaries(results)['1k-c32'][n]!.cpuMsPerReq!;
+    const own = cpuOf('trustrun-headers') - cpuOf('http-relay');
+    expect(layers).toContain(
+      `| + trustrun's own work: policy, records, sealing, store (trustrun proxy --level headers) | ${own.toFixed(3)} | ${cpuOf('trustrun-headers').toFixed(3)} |`,
+    );
+    expect(layers).toContain('Not measured in this run (trustrun proxy --level full not run).');
     const svg = renderSvg(results);
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('trustrun proxy --level headers');
