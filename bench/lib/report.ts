@@ -442,13 +442,17 @@ function layersTable(r: Results, s: Summaries, cell: CellName, level: string): s
   const lines = [table(['layer', 'proxy CPU ms/req', 'cumulative'], rows)];
   if (Number.isFinite(squid)) {
     const room = squid - httpR;
+    const left =
+      room > 0
+        ? `Node's HTTP relay leaves ${cpu(room)} ms for trustrun's own work here`
+        : `Node's HTTP relay alone already uses ${cpu(-room)} ms more than Squid here, leaving nothing for trustrun's own work`;
+    const store =
+      cell === '1k-c32' && Number.isFinite(storeMs)
+        ? `, and the store alone takes ${cpu(storeMs)} ms of CPU per sealed record at its fastest (the store micro-benchmark, records written back to back)`
+        : '';
     lines.push(
       '',
-      `To serve Squid's rate on these shared cores the proxy may use no more CPU per request than Squid (the load generator and the upstream cost the same behind either). Node's HTTP relay leaves ${cpu(room)} ms for trustrun's own work here; it measured ${cpu(tr - httpR)} ms${
-        cell === '1k-c32' && Number.isFinite(storeMs)
-          ? `, and the store alone takes ${cpu(storeMs)} ms of CPU per sealed record at its fastest (the store micro-benchmark, records written back to back)`
-          : ''
-      }.`,
+      `To serve Squid's rate on these shared cores the proxy may use no more CPU per request than Squid (the load generator and the upstream cost the same behind either). ${left}; that work measured ${cpu(tr - httpR)} ms${store}.`,
     );
   }
   return lines.join('\n');

@@ -32,7 +32,7 @@ function panel(
   y: number,
   width: number,
 ): { svg: string; height: number } {
-  const labelW = 210;
+  const labelW = 225;
   const barH = 18;
   const gap = 8;
   const plotW = width - labelW - 70;

@@ -104,6 +104,26 @@ describe('npm run bench -- --quick', () => {
     expect(verdict(headers[0]!.rps * 2)).toMatchObject({ verdict: 'missed', margin: '-50%' });
     expect(verdict(headers[0]!.rps / 2).verdict).toBe('met');
   });
+  it("says how much room Node's HTTP relay leaves for trustrun's own work at Squid's cost", () => {
+    const relay = summaries(results)['1k-c32']['http-relay']!.cpuMsPerReq!;
+    const own = summaries(results)['1k-c32']['trustrun-headers']!.cpuMsPerReq! - relay;
+    const sentence = (squidCpu: number) => {
+      const r: Results = structuredClone(results);
+      r.cells['1k-c32'].squid = r.cells['1k-c32']['http-relay']!.map((x) => ({
+        ...x,
+        cpuMsPerReq: squidCpu,
+      }));
+      r.configs.find((c) => c.name === 'squid')!.available = true;
+      const page = renderMarkdown(r, 'benchmarks.svg');
+      return page.split('\n').find((l) => l.startsWith("To serve Squid's rate"))!;
+    };
+    expect(sentence(relay + 0.01)).toContain(
+      `Node's HTTP relay leaves 0.010 ms for trustrun's own work here; that work measured ${own.toFixed(3)} ms`,
+    );
+    expect(sentence(relay - 0.02)).toContain(
+      "Node's HTTP relay alone already uses 0.020 ms more than Squid here, leaving nothing",
+    );
+  });
 });
 
 describe('npm run bench -- --profile', () => {
