@@ -576,9 +576,11 @@ ${table(
   ]),
 )}
 
-Where the proxy's time goes in the cells behind these targets: flame graphs of its event loop
-under the same load, in [profiles/](profiles/README.md) (made by \`npm run bench -- --profile\`;
-the profiler's cost keeps those runs off this page).
+Where the proxy's time goes in the cells behind these targets: the layers measured in this run
+(the section before this one), and flame graphs of its event loop under the same load in
+[profiles/](profiles/README.md) (made by \`npm run bench -- --profile\`; the profiler's cost keeps
+those runs off this page). Why each missed target is missed, with the measurements behind it: the
+notes at the end of this page, newest pass last.
 
 ## Micro-benchmarks
 
