@@ -1,7 +1,8 @@
 /**
  * Test certificates made at run time with the openssl CLI, in a temporary directory that the
  * run deletes: a CA for the local upstream, its server certificate (api.bench.test and
- * *.bench.test) and the Node relays' certificate for the same names, and an RSA CA for Squid's ssl_bump. No key is ever written into the repository.
+ * *.bench.test) and the Node relays' certificate for the same names, and an RSA CA for Squid's
+ * ssl_bump. No key is ever written into the repository.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -60,6 +61,7 @@ function makeLeaf(
   name: string,
   ca: CaPair,
   cn: string,
+  serial: number,
 ): { certFile: string; keyFile: string } {
   const keyFile = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
@@ -92,7 +94,7 @@ function makeLeaf(
     '-CAkey',
     ca.keyFile,
     '-set_serial',
-    String(Date.now()),
+    String(serial),
     '-days',
     '2',
     '-out',
@@ -110,8 +112,8 @@ function makeLeaf(
  */
 export function makeUpstreamPki(dir: string): UpstreamPki {
   const ca = makeCa(dir, 'upstream-ca', '/CN=TrustRun bench upstream CA', EC_P256);
-  const leaf = makeLeaf(dir, 'upstream', ca, 'api.bench.test');
-  const relay = makeLeaf(dir, 'relay', ca, 'bench relay');
+  const leaf = makeLeaf(dir, 'upstream', ca, 'api.bench.test', 2);
+  const relay = makeLeaf(dir, 'relay', ca, 'bench relay', 3);
   return {
     caFile: ca.certFile,
     caPem: ca.certPem,
