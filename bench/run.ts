@@ -9,7 +9,7 @@
  *   npm run bench -- --from-results bench/results/latest.json [--no-docs]
  *                                 no measuring: render the page from a results file (to
  *                                 docs/benchmarks.md and .svg, or with --no-docs to stdout)
- *   npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
+ *   npm run bench -- --profile --only http-relay,trustrun-headers,trustrun-full --no-micro
  *                                 the trustrun configurations and the Node relays under the
  *                                 CPU profiler: flame graphs of each cell's measured windows
  *                                 in docs/profiles/

@@ -605,7 +605,7 @@ ${
 apt-get install mitmproxy squid-openssl   # optional: the reference proxies (skipped with a note when missing)
 npm run bench                             # builds dist/, about 10 minutes, rewrites this page
 npm run bench -- --quick                  # about 3 minutes: 1 repetition, short windows, smaller bodies; JSON only
-npm run bench -- --profile --only trustrun-headers,trustrun-full --no-micro
+npm run bench -- --profile --only http-relay,trustrun-headers,trustrun-full --no-micro
                                           # about 4 minutes: flame graphs into docs/profiles/; this page untouched
 \`\`\`
 
