@@ -12,8 +12,8 @@
  *   npm run bench -- --profile --only http-relay,trustrun-headers,trustrun-full --no-micro
  *                                 the trustrun configurations and the Node relays under the
  *                                 CPU profiler: flame graphs of each cell's measured windows
- *                                 in docs/profiles/
- *                                 (BENCH_PROFILE_DIR=DIR: there); docs/benchmarks.* untouched
+ *                                 in docs/profiles/ (BENCH_PROFILE_DIR=DIR: there);
+ *                                 docs/benchmarks.* untouched
  *
  * Options: --quick, --docs / --no-docs (write docs/benchmarks.*; default: on unless --quick),
  * --no-build (use dist/ as it is), --no-micro, --only NAME,NAME (configurations to run),

@@ -46,7 +46,8 @@ const tls =
           caPem: readFileSync(f.ca!, 'utf8'),
         };
       })();
-const upstreamContext = tls ? createSecureContext({ ca: tls.caPem }) : null;
+// Only the TLS relay dials the upstream itself; the HTTP relay's undici pool does its own.
+const upstreamContext = mode === 'tls' ? createSecureContext({ ca: tls!.caPem }) : null;
 
 /** Headers that belong to one hop (RFC 9110, 7.6.1), never forwarded. */
 const HOP = new Set([

@@ -30,7 +30,7 @@ export interface StartEnv {
   /** Every name the run will request, for Squid's hosts file. */
   hostNames: string[];
   tunnelScript: string;
-  /** With --profile: the trustrun configurations run under the CPU profiler. */
+  /** With --profile: the trustrun configurations and the Node relays run under the CPU profiler. */
   profiles?: Profiles;
 }
 

@@ -1,13 +1,15 @@
 /**
- * `--profile`: the trustrun configurations run under V8's CPU profiler, and after the run each
- * one's event-loop profile is cut to the windows in which a cell was measured and drawn as a
- * flame graph (docs/profiles/ by default, BENCH_PROFILE_DIR to write elsewhere), with an index
- * naming the run, the machine and each graph's busiest frames.
+ * `--profile`: the trustrun configurations and the Node relays (bench/children/tunnel.ts) run
+ * under V8's CPU profiler, and after the run each one's event-loop profile is cut to the windows
+ * in which a cell was measured and drawn as a flame graph (docs/profiles/ by default,
+ * BENCH_PROFILE_DIR to write elsewhere), with an index naming the run, the machine and each
+ * graph's busiest frames.
  *
  * The profiler is put in front of the process as it is normally started: the launcher
  * (bin/trustrun.js) `exec`s `node` from PATH with its memory options, so a `node` shim first on
  * PATH adds the profiler's flags and keeps them. With BENCH_TRUSTRUN_NODE_ARGS or
- * BENCH_TRUSTRUN_BIN (node started directly) the flags are added to node's own arguments.
+ * BENCH_TRUSTRUN_BIN (node started directly), and for the relays, the flags are added to node's
+ * own arguments.
  */
 import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -119,7 +121,7 @@ export class Profiles {
    * marked.
    */
   write(outDir: string, run: RunInfo): { graphs: GraphInfo[]; missing: string[] } {
-    // Nothing profiled (no trustrun configuration ran): the index on file stays as it is.
+    // Nothing profiled (no trustrun configuration or relay ran): the index on file stays as it is.
     if (this.windows.size === 0) return { graphs: [], missing: [] };
     mkdirSync(outDir, { recursive: true });
     const graphs: GraphInfo[] = [];
