@@ -33,6 +33,9 @@ export {
   type LearnDefaultAction,
   type LearnOptions,
   type LearnedPolicy,
+  type LearnedRefusal,
   type LearnedRule,
   type ObservedDestination,
+  type RefusedDestination,
 } from './learn.js';
+export { formatIpv4, parseIp, type Ip } from './ip.js';

@@ -52,6 +52,32 @@ export interface LearnOptions {
   exact?: boolean;
   /** A comment written above the YAML (each line prefixed with `#`). */
   comment?: string;
+  /**
+   * What the session's policy refused. A host name is not generalised to a pattern that would
+   * also cover a refused host (it is kept as seen), and each refused request to a destination
+   * that is otherwise allowed becomes a `block` rule for its method and path, ahead of the
+   * `allow` rules: a learned policy never turns a refusal into an `allow`.
+   */
+  refused?: readonly RefusedDestination[];
+}
+
+/** A destination the session's policy refused; with `method` and `path`, one refused request. */
+export interface RefusedDestination {
+  host?: string | null;
+  port?: number | null;
+  ip?: string | null;
+  method?: string;
+  /** The request's path, without its query string. */
+  path?: string;
+}
+
+/** A `block` rule carried over from a refused request. */
+export interface LearnedRefusal {
+  match: string;
+  port: number | null;
+  method: string;
+  path: string;
+  reason: string;
 }
 
 export interface LearnedRule {
@@ -70,6 +96,8 @@ export interface LearnedPolicy {
   description: string;
   defaultAction: LearnDefaultAction;
   rules: LearnedRule[];
+  /** Refused requests kept as `block` rules, ahead of the `allow` rules. */
+  refusals: LearnedRefusal[];
   /** Observations that gave no usable pattern (no host and no address, or an unusable name). */
   skipped: { destination: ObservedDestination; reason: string }[];
   /** The policy file. */
@@ -87,7 +115,7 @@ const HOSTS_IN_REASON = 5;
 export function destinationPattern(
   host: string | null | undefined,
   ip?: string | null,
-  opts: { exact?: boolean } = {},
+  opts: { exact?: boolean; refusedNames?: readonly string[] } = {},
 ): string | null {
   const h = normaliseHost(host ?? '');
   if (h === '') {
@@ -99,7 +127,9 @@ export function destinationPattern(
   // A name that is an address (any form a resolver accepts): its canonical text, which the
   // evaluator compares with the address the connection goes to.
   if (literal !== null) return canonicalIp(literal, h);
-  const pattern = opts.exact ? h : generalise(h);
+  let pattern = opts.exact ? h : generalise(h);
+  // A pattern that would also cover a refused name: the name as seen instead.
+  if (pattern !== h && opts.refusedNames?.some((r) => r.endsWith(pattern.slice(1)))) pattern = h;
   return matchError(pattern) === null ? pattern : null;
 }
 
@@ -131,8 +161,15 @@ export function learnPolicy(
 ): LearnedPolicy {
   const groups = new Map<string, Group>();
   const skipped: LearnedPolicy['skipped'] = [];
+  const refused = opts.refused ?? [];
+  const { refusals, covered } = refusalRules(refused, observed);
+  // Names no pattern may cover: every refusal but the requests kept as `block` rules.
+  const refusedNames = refused
+    .filter((r) => !covered.has(r))
+    .map((r) => normaliseHost(r.host ?? ''))
+    .filter((h) => h !== '');
   observed.forEach((d, i) => {
-    const match = destinationPattern(d.host, d.ip, opts);
+    const match = destinationPattern(d.host, d.ip, { exact: opts.exact, refusedNames });
     if (match === null) {
       skipped.push({
         destination: d,
@@ -167,8 +204,43 @@ export function learnPolicy(
     opts.description ??
     `Auto-learned policy with ${rules.length} allowed endpoint${rules.length === 1 ? '' : 's'}`;
   const defaultAction = opts.defaultAction ?? 'block';
-  const yaml = toYaml({ name, description, defaultAction, rules }, opts.comment);
-  return { name, description, defaultAction, rules, skipped, yaml };
+  const yaml = toYaml({ name, description, defaultAction, rules, refusals }, opts.comment);
+  return { name, description, defaultAction, rules, refusals, skipped, yaml };
+}
+
+/**
+ * The refused requests whose host and port were also reached: the `allow` rule learned for
+ * that destination would cover them, so each (method, path) becomes a `block` rule of its own.
+ */
+function refusalRules(
+  refused: readonly RefusedDestination[],
+  observed: readonly ObservedDestination[],
+): { refusals: LearnedRefusal[]; covered: Set<RefusedDestination> } {
+  const key = (host: string | null | undefined, ip: string | null | undefined, port: unknown) =>
+    `${normaliseHost(host ?? '') || (ip ?? '').trim().toLowerCase()} ${Number(port) || 0}`;
+  const reached = new Set(observed.map((d) => key(d.host, d.ip, d.port)));
+  const out = new Map<string, LearnedRefusal>();
+  const covered = new Set<RefusedDestination>();
+  for (const r of refused) {
+    if (r.method === undefined || r.path === undefined) continue;
+    if (!reached.has(key(r.host, r.ip, r.port))) continue;
+    const match = destinationPattern(r.host, r.ip, { exact: true });
+    if (match === null) continue;
+    const method = r.method.toUpperCase();
+    const port = Number.isInteger(r.port) && r.port! >= 1 && r.port! <= 65535 ? r.port! : null;
+    const k = `${match} ${port} ${method} ${r.path}`;
+    covered.add(r);
+    if (!out.has(k)) {
+      out.set(k, {
+        match,
+        port,
+        method,
+        path: r.path,
+        reason: `Refused in the learned session: ${method} ${r.path}`,
+      });
+    }
+  }
+  return { refusals: [...out.values()], covered };
 }
 
 function reasonFor(g: Group): string {
@@ -182,7 +254,7 @@ function reasonFor(g: Group): string {
 }
 
 function toYaml(
-  p: Pick<LearnedPolicy, 'name' | 'description' | 'defaultAction' | 'rules'>,
+  p: Pick<LearnedPolicy, 'name' | 'description' | 'defaultAction' | 'rules' | 'refusals'>,
   comment?: string,
 ): string {
   const { Document, isSeq } = yaml();
@@ -190,17 +262,29 @@ function toYaml(
     version: 2,
     name: p.name,
     description: p.description,
-    rules: p.rules.map((r) => ({
-      match: r.match,
-      action: 'allow',
-      ...(r.ports.length > 0 ? { ports: r.ports } : {}),
-      reason: r.reason,
-    })),
+    rules: [
+      ...p.refusals.map((r) => ({
+        match: r.match,
+        action: 'block',
+        ...(r.port !== null ? { ports: [r.port] } : {}),
+        methods: [r.method],
+        paths: [r.path],
+        reason: r.reason,
+      })),
+      ...p.rules.map((r) => ({
+        match: r.match,
+        action: 'allow',
+        ...(r.ports.length > 0 ? { ports: r.ports } : {}),
+        reason: r.reason,
+      })),
+    ],
     defaults: { action: p.defaultAction },
   });
-  p.rules.forEach((_, i) => {
-    const ports = doc.getIn(['rules', i, 'ports'], true);
-    if (isSeq(ports)) ports.flow = true;
+  [...p.refusals, ...p.rules].forEach((_, i) => {
+    for (const key of ['ports', 'methods', 'paths']) {
+      const list = doc.getIn(['rules', i, key], true);
+      if (isSeq(list)) list.flow = true;
+    }
   });
   if (comment) {
     doc.commentBefore = comment

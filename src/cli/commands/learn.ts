@@ -8,8 +8,9 @@ import {
   type LearnDefaultAction,
   type LearnedPolicy,
   type ObservedDestination,
+  type RefusedDestination,
 } from '../../policy/index.js';
-import { openStore, type SessionRow, type Store } from '../../store/index.js';
+import { openStore, type RequestRow, type SessionRow, type Store } from '../../store/index.js';
 import { dataDirFrom } from '../common.js';
 import { everyRow } from '../store.js';
 import { addProxyOptions, type ProxyCommandOptions } from './proxy.js';
@@ -41,6 +42,8 @@ export interface SessionObservations {
   counts: { connections: number; requests: number; monitorEvents: number };
   /** Destinations the session's policy refused (block, kill): never learned as allowed. */
   refused: string[];
+  /** The same, one entry per refused connection, request (with its method and path) or socket. */
+  refusedDetail: RefusedDestination[];
 }
 
 const REFUSED = new Set(['block', 'kill']);
@@ -59,11 +62,19 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
   }
   const observed: ObservedDestination[] = [];
   const refused = new Set<string>();
+  const refusedDetail: RefusedDestination[] = [];
   const counts = { connections: 0, requests: 0, monitorEvents: 0 };
-  const take = (d: ObservedDestination, action: string | null) => {
-    const name = `${d.host || d.ip}:${d.port}`;
-    if (action !== null && REFUSED.has(action)) refused.add(name);
-    else observed.push(d);
+  const nameOf = (d: ObservedDestination) => `${d.host || d.ip}:${d.port}`;
+  const take = (d: ObservedDestination, action: string | null, request?: RequestRow) => {
+    if (action === null || !REFUSED.has(action)) {
+      observed.push(d);
+      return;
+    }
+    refused.add(nameOf(d));
+    const url = request ? store.getRequest(request.id)?.url : undefined;
+    refusedDetail.push(
+      url === undefined ? d : { ...d, method: request!.method, path: url.split('?')[0] || '/' },
+    );
   };
   const connections = new Set<string>();
   for (const c of everyRow((q) => store.listConnections({ ...q, sessionId }))) {
@@ -72,9 +83,15 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
     take({ host: c.host, port: c.port, ip: c.ip }, c.verdictAction);
   }
   for (const r of everyRow((q) => store.listRequests({ ...q, sessionId }))) {
-    if (r.connectionId !== null && connections.has(r.connectionId)) continue;
+    if (r.connectionId !== null && connections.has(r.connectionId)) {
+      // Refused by a methods/paths rule inside a connection that was let through.
+      if (r.verdictAction !== null && REFUSED.has(r.verdictAction)) {
+        take({ host: r.host, port: r.port }, r.verdictAction, r);
+      }
+      continue;
+    }
     counts.requests++;
-    take({ host: r.host, port: r.port }, r.verdictAction);
+    take({ host: r.host, port: r.port }, r.verdictAction, r);
   }
   const listener = session.listen?.toLowerCase() ?? null;
   for (const e of everyRow((q) => store.listMonitorEvents({ ...q, sessionId }))) {
@@ -85,7 +102,11 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
     counts.monitorEvents++;
     take({ host: e.hostname, ip: e.remoteAddr, port: e.remotePort }, e.verdictAction);
   }
-  return { session, observed, counts, refused: [...refused] };
+  // A destination refused as a whole (a connection or socket, not one request) and also let
+  // through (the policy was reloaded during the session): the refusal wins.
+  const whole = new Set(refusedDetail.filter((r) => r.method === undefined).map(nameOf));
+  const kept = observed.filter((d) => !whole.has(nameOf(d)));
+  return { session, observed: kept, counts, refused: [...refused], refusedDetail };
 }
 
 /** Learns a policy from a session, and checks that it loads and allows what was observed. */
@@ -99,6 +120,7 @@ export async function learnFromSession(
     name: opts.name,
     defaultAction: opts.defaultAction,
     exact: opts.exact,
+    refused: seen.refusedDetail,
     comment: `Learned by trustrun learn from ${seen.session.kind} session ${sessionId} on ${new Date().toISOString()}`,
   });
   const policy = await parsePolicy(learned.yaml, 'learned policy', { warn: () => {} });
@@ -108,6 +130,21 @@ export async function learnFromSession(
       throw new TrustRunError(
         'TR_INTERNAL',
         `the learned policy does not allow ${d.host || d.ip}:${d.port}: ${v.explanation}`,
+      );
+    }
+  }
+  for (const r of seen.refusedDetail) {
+    const v = policy.evaluate({
+      host: r.host || r.ip || '',
+      port: r.port ?? 0,
+      ip: r.ip ?? null,
+      ...(r.method !== undefined ? { method: r.method, path: r.path } : {}),
+    });
+    if (v.action === 'allow') {
+      const what = `${r.host || r.ip}:${r.port}${r.method !== undefined ? ` ${r.method} ${r.path}` : ''}`;
+      throw new TrustRunError(
+        'TR_INTERNAL',
+        `the learned policy allows ${what}, which the session's policy refused`,
       );
     }
   }
@@ -200,9 +237,16 @@ export async function learnRunCommand(
         `trustrun: learning from ${argv.join(' ')} through ${s.url} (session ${s.sessionId})\n`,
       ),
   });
-  if (result.exitCode !== 0) {
+  // The command's own status: trustrun's (result.exitCode) is also non-zero for a violation.
+  if (result.childExitCode !== 0) {
+    const how =
+      result.childExitCode !== null
+        ? `exited ${result.childExitCode}`
+        : result.signal !== null
+          ? `was ended by ${result.signal}`
+          : `could not be started (exit ${result.exitCode})`;
     io.err(
-      `trustrun: warning: the command exited ${result.exitCode}; the policy covers only what it reached before\n`,
+      `trustrun: warning: the command ${how}; the policy covers only what it reached before\n`,
     );
   }
   await learnSessionCommand(result.sessionId, opts, io);

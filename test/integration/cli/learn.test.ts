@@ -3,7 +3,7 @@
  * first when TRUSTRUN_SKIP_BUILD is set): from a stored session, and from a run of curl through
  * the proxy against a local HTTPS upstream under a real-looking name.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,58 @@ describe('trustrun learn --session', () => {
     expect(policy.evaluate({ host: '127.0.0.1', port: 39999, ip: '127.0.0.1' }).action).toBe(
       'block',
     );
+  });
+
+  it('never turns a refusal into an allow: no pattern covers a refused name, refused requests stay blocked', async () => {
+    const dataDir = join(tmp(), 'data');
+    const store = await openStore({ dataDir });
+    const s = store.startSession({ kind: 'run', level: 'headers', listen: '127.0.0.1:39999' });
+    const conn = (host: string) =>
+      store.addConnection({
+        sessionId: s.id,
+        startedAt: Date.now(),
+        clientAddr: '127.0.0.1',
+        clientPort: 40000,
+        host,
+        port: 443,
+        ip: null,
+        mode: 'intercept',
+      });
+    conn('api.alpha.org');
+    await nextMillisecond();
+    const chat = conn('chat.alpha.org');
+    store.updateConnection(chat, { verdict: blockVerdict, outcome: 'blocked' });
+    await nextMillisecond();
+    // A connection let through, decided per request: one request allowed, one refused by a
+    // methods/paths rule.
+    const files = conn('files.beta.org');
+    const req = (method: string, url: string, verdict: typeof blockVerdict | null) =>
+      store.addRequest(
+        requestInput(s.id, { connectionId: files, host: 'files.beta.org', method, url, verdict }),
+      );
+    await req('GET', '/list?page=2', null);
+    await nextMillisecond();
+    await req('POST', '/upload?to=x', blockVerdict);
+    store.endSession(s.id, { status: 'completed', exitCode: 0 });
+    await store.close();
+
+    const r = await trustrun(['learn', '--session', s.id, '--data-dir', dataDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      "Left out 2 destination(s) the session's policy refused: chat.alpha.org:443, files.beta.org:443",
+    );
+    const policy = await parsePolicy(r.stdout, 'learned.yaml', quiet);
+    expect(policy.rules.map((x) => [x.match, x.action, x.methods, x.paths])).toEqual([
+      ['files.beta.org', 'block', ['POST'], ['/upload']],
+      ['api.alpha.org', 'allow', [], []],
+      ['*.beta.org', 'allow', [], []],
+    ]);
+    const at = (host: string, method?: string, path?: string) =>
+      policy.evaluate({ host, port: 443, ...(method ? { method, path } : {}) }).action;
+    expect(at('chat.alpha.org')).toBe('block');
+    expect(at('api.alpha.org')).toBe('allow');
+    expect(at('files.beta.org', 'POST', '/upload')).toBe('block');
+    expect(at('files.beta.org', 'GET', '/list')).toBe('allow');
   });
 
   it('-o writes the file and prints nothing on stdout', async () => {
@@ -249,6 +301,32 @@ describe('trustrun learn -- CMD', () => {
         exitCode: 0,
       });
       expect(session.counts.connections).toBeGreaterThanOrEqual(1);
+    },
+  );
+
+  it.skipIf(!requireClient('curl'))(
+    "warns with the command's own exit status, not trustrun's (an alert makes trustrun's 1)",
+    async () => {
+      const policyFile = join(w.dir, 'alert.yaml');
+      writeFileSync(policyFile, 'version: 2\nname: al\ndefaults:\n  action: alert\n');
+      const args = (cmd: string[]) => [
+        'learn',
+        '--data-dir',
+        w.dataDir,
+        ...w.flags,
+        '--level',
+        'headers',
+        '--policy',
+        policyFile,
+        '--',
+        ...cmd,
+      ];
+      const ok = await trustrun(args(['curl', '-sS', '--fail', `https://${API}/ok`]), w.env, w.dir);
+      expect(ok.code, ok.stderr).toBe(1); // the alert: a violation after a clean exit
+      expect(ok.stderr).not.toContain('warning: the command');
+      const failed = await trustrun(args(['sh', '-c', 'exit 3']), w.env, w.dir);
+      expect(failed.code).toBe(3);
+      expect(failed.stderr).toContain('warning: the command exited 3;');
     },
   );
 });

@@ -2,6 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ProxyAgent, request } from 'undici';
+import { parsePolicy } from '../../../src/policy/index.js';
 import { parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
@@ -305,6 +306,93 @@ describe('guards', () => {
       host: 'no-such-host.invalid',
       outcome: 'upstream_dns',
     });
+  });
+
+  it('records a plain-HTTP request to a name that does not resolve, and its alert', async () => {
+    const policy = await parsePolicy(
+      'version: 2\nname: al\ndefaults:\n  action: alert\n',
+      'al.yaml',
+      { warn: () => undefined },
+    );
+    const h = await startProxy({ level: 'headers', policy });
+    closers.push(() => h.close());
+    const out = await raw(
+      h,
+      'GET http://no-such-host.invalid/x HTTP/1.1\r\nHost: no-such-host.invalid\r\n\r\n',
+      5000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 502/);
+    expect(out).toMatch(/could not reach no-such-host.invalid/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests).toHaveLength(1);
+    expect(h.recorder.requests[0]).toMatchObject({
+      scheme: 'http',
+      host: 'no-such-host.invalid',
+      url: '/x',
+      status: 502,
+      outcome: 'upstream_dns',
+    });
+    expect(h.recorder.violations).toHaveLength(1);
+    expect(h.recorder.violations[0]).toMatchObject({ verdict: { action: 'alert' } });
+  });
+
+  it('records a plain-HTTP request the loop guard refused', async () => {
+    const { h } = await setup('headers');
+    const out = await raw(
+      h,
+      `GET http://localhost:${h.port}/loop HTTP/1.1\r\nHost: localhost:${h.port}\r\n\r\n`,
+      1000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 403/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({
+      host: 'localhost',
+      url: '/loop',
+      status: 403,
+      outcome: 'loop',
+    });
+  });
+});
+
+describe('closing the proxy', () => {
+  it('ends the records of open tunnels, with their byte counts, before close() returns', async () => {
+    for (const level of ['metadata', 'headers'] as const) {
+      const { upstream, h } = await setup(level);
+      const ca = level === 'metadata' ? upstreamCa.certPem : h.proxyCa.certPem;
+      const t = await tunnelTls(h.port, ca, 'api.example.test:443');
+      t.on('error', () => undefined);
+      t.write('GET /open HTTP/1.1\r\nHost: api.example.test\r\n\r\n');
+      await new Promise<void>((r) => t.once('data', () => r()));
+      expect(upstream.requests).toHaveLength(1);
+      await h.proxy.close();
+      // Checked at once: the caller closes the store right after close() returns.
+      const c = h.recorder.connections[0]!;
+      expect(c.endedAt, level).toEqual(expect.any(Number));
+      expect(c.bytesUp, level).toBeGreaterThan(0);
+      expect(c.bytesDown, level).toBeGreaterThan(0);
+    }
+  });
+
+  it('lets an exchange under way record how it ended before close() returns', async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['slow.example.test']),
+      handler: () => undefined, // never answers
+    });
+    const h = await startProxy({
+      level: 'headers',
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`slow.example.test:443:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'slow.example.test:443');
+    t.on('error', () => undefined);
+    t.write('GET /hangs HTTP/1.1\r\nHost: slow.example.test\r\n\r\n');
+    await h.recorder.until(() => upstream.requests.length === 1);
+    await h.proxy.close();
+    expect(h.recorder.requests[0]).toMatchObject({ url: '/hangs', outcome: 'client_abort' });
   });
 });
 
