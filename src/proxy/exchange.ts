@@ -250,6 +250,13 @@ export async function handleExchange(
     });
     return;
   }
+  if (tunnel.unreachable) {
+    const u = tunnel.unreachable;
+    req.resume();
+    reply(res, u.status, u.text);
+    complete({ endedAt: Date.now(), status: u.status, outcome: u.outcome, reason: u.reason });
+    return;
+  }
 
   // Forward, streaming both bodies and keeping at most --max-body of each at the full level
   // (nothing is kept for a request without a record: there is nowhere to put it).

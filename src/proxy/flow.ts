@@ -22,6 +22,12 @@ export interface Tunnel {
   endedAt: number | null;
   /** Set once something went wrong with the whole connection. */
   failure: { outcome: Outcome; reason: string } | null;
+  /**
+   * A plain-HTTP request whose destination cannot be dialed (its name does not resolve, or it is
+   * the proxy's own port): the request is still recorded and judged, then answered with this
+   * instead of being forwarded.
+   */
+  unreachable?: { status: number; outcome: Outcome; reason: string; text: string };
 }
 
 export function isRefusal(v: Verdict | null): v is Verdict & { action: 'block' | 'kill' } {

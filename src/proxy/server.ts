@@ -8,6 +8,7 @@ import type { Outcome, Verdict } from '../core/index.js';
 import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
 import { handleExchange, type ExchangeEnv } from './exchange.js';
 import { isRefusal, refusalBody, type Tunnel } from './flow.js';
+import { formatIpv4, parseIp, type Ip } from '../policy/index.js';
 import { parseAuthority } from './headers.js';
 import { Reclaimer, exposedCollector } from './reclaim.js';
 import { Resolver, type Destination } from './resolve.js';
@@ -30,6 +31,9 @@ function rawReply(socket: Duplex, status: number, text: string, body = ''): void
  * or plain traffic inside tunnels is parsed by a second, listener-less HTTP server. TLS is
  * terminated in-process with one secure context per host from the CA module.
  */
+/** How long `close` waits for the exchanges under way to record how they ended. */
+const CLOSE_WAIT_MS = 2000;
+
 export class InterceptingProxy {
   private readonly outer: Server;
   private readonly inner: Server;
@@ -38,6 +42,14 @@ export class InterceptingProxy {
   private readonly resolver: Resolver;
   private readonly tunnels = new WeakMap<Duplex, Tunnel>();
   private readonly sockets = new Set<Duplex>();
+  /**
+   * Tunnels whose connection record is still open, with the client's TCP socket. `close` ends
+   * them itself: a destroyed socket's `close` event comes only after the listener's, i.e. after
+   * the caller may have closed the store.
+   */
+  private readonly open = new Map<Tunnel, Socket>();
+  /** Exchanges under way; `close` lets them record how they ended before it returns. */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly localAddresses = new Set<string>();
   private policyGate: PolicyGate | null;
   /**
@@ -63,7 +75,7 @@ export class InterceptingProxy {
       connectTimeoutMs: options.limits.upstreamConnectTimeoutMs,
       headersTimeoutMs: options.limits.upstreamHeadersTimeoutMs,
       predialIdleMs: options.limits.predialIdleMs,
-      guard: (address, port) => this.loopProblem(address, port),
+      guard: (host, address, port) => this.dialProblem(host, address, port),
     });
     this.agent = upstream.agent;
     this.predial = upstream.predial;
@@ -100,11 +112,14 @@ export class InterceptingProxy {
         res.destroy();
         return;
       }
-      handleExchange(this.env, tunnel, req, res).then(this.quietMoment, (err: unknown) => {
-        this.quietMoment();
-        this.deps.logger.error({ err: String(err) }, 'request handling failed');
-        res.destroy();
-      });
+      this.track(handleExchange(this.env, tunnel, req, res)).then(
+        this.quietMoment,
+        (err: unknown) => {
+          this.quietMoment();
+          this.deps.logger.error({ err: String(err) }, 'request handling failed');
+          res.destroy();
+        },
+      );
     });
     this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
@@ -170,35 +185,81 @@ export class InterceptingProxy {
       this.outer.closeAllConnections();
       this.inner.closeAllConnections();
     });
+    for (const [tunnel, raw] of this.open) this.finishConnection(tunnel, raw);
+    // The client sockets are gone, so each exchange ends now (its relay is cancelled); a bound
+    // keeps a stuck one from holding the shutdown.
+    if (this.inFlight.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(this.inFlight),
+        new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS))),
+      ]);
+      clearTimeout(timer);
+    }
     this.predial.close();
     await this.agent.close().catch(() => undefined);
   }
 
+  private track(exchange: Promise<void>): Promise<void> {
+    this.inFlight.add(exchange);
+    const done = () => this.inFlight.delete(exchange);
+    exchange.then(done, done);
+    return exchange;
+  }
+
   private collectLocalAddresses(bound: string): void {
-    this.localAddresses.add(bound);
+    const add = (a: string) => {
+      const ip = parseIp(a);
+      this.localAddresses.add(ip === null ? a : ipKey(ip));
+    };
+    add(bound);
     for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) this.localAddresses.add(a.address);
+      for (const a of list ?? []) add(a.address);
     }
   }
 
-  /** The loop / SSRF guard: never dial our own listener or the API. */
   /** Whether the policy refuses host:port by its name alone (no address known). */
   private refusedByName(host: string, port: number): boolean {
     const v = this.policyGate?.evaluateConnect({ host, port, ip: null });
     return v !== undefined && v !== 'per-request' && isRefusal(v);
   }
 
+  /**
+   * The loop / SSRF guard: never dial our own listener or the API. The address is compared as
+   * an address, not as text: `::ffff:7f00:1`, `0:0:0:0:0:0:0:1` and `127.1.2.3` are all this
+   * machine.
+   */
   private loopProblem(address: string, port: number): string | null {
     if (!this.guarded.has(port)) return null;
-    const a = address.replace(/^::ffff:/, '');
+    const ip = parseIp(address);
     const local =
-      a.startsWith('127.') ||
-      a === '::1' ||
-      a === '0.0.0.0' ||
-      a === '::' ||
-      this.localAddresses.has(a) ||
-      this.localAddresses.has(address);
+      ip === null
+        ? this.localAddresses.has(address)
+        : isLoopbackOrUnspecified(ip) || this.localAddresses.has(ipKey(ip));
     return local ? `refusing to connect to TrustRun's own port ${address}:${port}` : null;
+  }
+
+  /**
+   * Checked for every upstream connection, with the address it is about to dial: the loop guard,
+   * and the policy's connection-level verdict for that address. A name looked up again after
+   * its verdict (the resolver keeps an answer for 30 s) may now point somewhere the policy
+   * refuses, e.g. an address an IP or CIDR rule blocks; such a dial is refused.
+   */
+  private dialProblem(
+    host: string,
+    address: string,
+    port: number,
+  ): { code: string; message: string } | null {
+    const loop = this.loopProblem(address, port);
+    if (loop) return { code: 'TR_LOOP', message: loop };
+    const v = this.policyGate?.evaluateConnect({ host, port, ip: address });
+    if (v !== undefined && v !== 'per-request' && isRefusal(v)) {
+      return {
+        code: 'TR_POLICY',
+        message: `${host} resolved to ${address}, which the policy refuses: ${v.explanation}`,
+      };
+    }
+    return null;
   }
 
   private storeRefuses(): boolean {
@@ -290,6 +351,7 @@ export class InterceptingProxy {
    * client-facing TCP socket (for an intercepted tunnel: the encrypted bytes).
    */
   private finishConnection(tunnel: Tunnel, raw: Socket): void {
+    this.open.delete(tunnel);
     if (!tunnel.connectionId || tunnel.endedAt !== null) return;
     this.quietMoment();
     tunnel.endedAt = Date.now();
@@ -467,6 +529,7 @@ export class InterceptingProxy {
         );
       else client.destroy();
     });
+    this.open.set(tunnel, client);
     client.once('close', () => {
       upstream.destroy();
       this.finishConnection(tunnel, client);
@@ -520,6 +583,7 @@ export class InterceptingProxy {
     const leaf = this.deps.contexts!.getSecureContext(tunnel.host);
     leaf.catch(() => undefined);
     let ahead = tunnel.port === 80 ? null : this.dialAhead(tunnel, socket);
+    this.open.set(tunnel, socket);
     socket.once('close', () => this.finishConnection(tunnel, socket));
     const start = (first: Buffer) => {
       socket.pause();
@@ -680,36 +744,24 @@ export class InterceptingProxy {
     const who = this.identify(req.socket);
     const run = async () => {
       let dest: Destination;
+      // Recorded and judged like any request (an alert is still an alert), then answered with
+      // this instead of being forwarded.
+      let unreachable: Tunnel['unreachable'];
       try {
         dest = await this.resolver.resolve(a.host, a.port);
       } catch (err) {
-        // Judged by name per request below (a refusal needs no address); otherwise a 502.
-        const path = (req.url ?? '/').replace(/^[a-z]+:\/\/[^/]*/i, '').split('?')[0] || '/';
-        const v = this.policyGate?.evaluate({
-          host: a.host,
-          port: a.port,
-          ip: null,
-          method: req.method ?? 'GET',
-          path,
-        });
-        if (v && isRefusal(v)) dest = unresolved(a.port);
-        else {
-          const c = classifyUpstreamError(err);
-          req.resume();
-          res.writeHead(c.status, { 'content-type': 'text/plain; charset=utf-8' });
-          res.end(`TrustRun could not reach ${a.host}: ${c.reason}\n`);
-          return;
-        }
+        const c = classifyUpstreamError(err);
+        dest = unresolved(a.port);
+        unreachable = { ...c, text: `TrustRun could not reach ${a.host}: ${c.reason}\n` };
       }
-      const loop = this.loopProblem(dest.address, dest.port);
+      const loop = dest.address ? this.loopProblem(dest.address, dest.port) : null;
       if (loop) {
-        req.resume();
-        res.writeHead(403, {
-          'content-type': 'text/plain; charset=utf-8',
-          'x-trustrun': 'refused',
-        });
-        res.end(`TrustRun refused: ${loop}\n`);
-        return;
+        unreachable = {
+          status: 403,
+          outcome: 'loop',
+          reason: loop,
+          text: `TrustRun refused: ${loop}\n`,
+        };
       }
       const tunnel: Tunnel = {
         connectionId: null,
@@ -725,10 +777,11 @@ export class InterceptingProxy {
         startedAt: Date.now(),
         endedAt: null,
         failure: null,
+        unreachable,
       };
       await handleExchange(this.env, tunnel, req, res);
     };
-    run().catch((err: unknown) => {
+    this.track(run()).catch((err: unknown) => {
       this.deps.logger.error({ err: String(err) }, 'proxy request failed');
       res.destroy();
     });
@@ -738,4 +791,16 @@ export class InterceptingProxy {
 /** The destination of a refused request whose name did not resolve: never dialed. */
 function unresolved(port: number): Destination {
   return { address: '', port, overridden: false };
+}
+
+/** One text per address, whatever its spelling (mapped IPv6 is its IPv4 address). */
+function ipKey(ip: Ip): string {
+  return ip.v === 4 ? formatIpv4(ip.n) : ip.w.join(':');
+}
+
+/** 127.0.0.0/8, 0.0.0.0, ::1 and ::. */
+function isLoopbackOrUnspecified(ip: Ip): boolean {
+  if (ip.v === 4) return ip.n >>> 24 === 127 || ip.n === 0;
+  const [a, b, c, d] = ip.w;
+  return a === 0 && b === 0 && c === 0 && (d === 0 || d === 1);
 }

@@ -65,8 +65,11 @@ export function createUpstream(opts: {
   headersTimeoutMs: number;
   /** How long a pre-dialed connection that no request takes stays open. */
   predialIdleMs: number;
-  /** Returns an error message when the address must not be dialed (loop guard). */
-  guard: (address: string, port: number) => string | null;
+  /**
+   * Returns why the address must not be dialed (the loop guard, the policy), with the error
+   * code the refusal carries, or null.
+   */
+  guard: (host: string, address: string, port: number) => { code: string; message: string } | null;
 }): { agent: Agent; predial: PreDialer } {
   const base = undiciConnector({
     secureContext: upstreamTrust(opts.extraCa),
@@ -82,9 +85,9 @@ export function createUpstream(opts: {
   ): void => {
     opts.resolver.resolve(host, port).then(
       (dest) => {
-        const refused = opts.guard(dest.address, dest.port);
+        const refused = opts.guard(host, dest.address, dest.port);
         if (refused) {
-          callback(Object.assign(new Error(refused), { code: 'TR_LOOP' }), null);
+          callback(Object.assign(new Error(refused.message), { code: refused.code }), null);
           return;
         }
         // The callback may run before base returns (a connector failing at once): the socket
@@ -177,6 +180,7 @@ export function classifyUpstreamError(err: unknown): {
   const code = String(inner?.code ?? e?.code ?? '');
   const message = String(inner?.message ?? e?.message ?? err);
   if (code === 'TR_LOOP') return { outcome: 'loop', status: 403, reason: message };
+  if (code === 'TR_POLICY') return { outcome: 'blocked', status: 403, reason: message };
   if (TLS_CODES.has(code) || /certificate|ssl|tls/i.test(code) || code.startsWith('ERR_SSL')) {
     return {
       outcome: 'upstream_tls',

@@ -1,5 +1,6 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ProxyAgent, request } from 'undici';
 import { parsePolicy } from '../../../src/policy/index.js';
@@ -260,6 +261,80 @@ describe('guards', () => {
       1000,
     );
     expect(plain).toMatch(/^HTTP\/1.1 403/);
+  });
+
+  it('refuses its own listener under any spelling of a loopback address', async () => {
+    const { h } = await setup('metadata');
+    for (const addr of [
+      '[::ffff:7f00:1]',
+      '[0:0:0:0:0:ffff:7f00:1]',
+      '[0:0:0:0:0:0:0:1]',
+      '127.9.9.9',
+    ]) {
+      const out = await raw(h, `CONNECT ${addr}:${h.port} HTTP/1.1\r\nHost: x\r\n\r\n`, 1000);
+      expect(out, addr).toMatch(/^HTTP\/1.1 403/);
+      expect(out, addr).toMatch(/own port/);
+    }
+    const plain = await raw(
+      h,
+      `GET http://[::ffff:7f00:1]:${h.port}/ HTTP/1.1\r\nHost: [::ffff:7f00:1]:${h.port}\r\n\r\n`,
+      1000,
+    );
+    expect(plain).toMatch(/^HTTP\/1.1 403/);
+    expect(h.recorder.connections.every((c) => c.outcome === 'loop')).toBe(true);
+  });
+
+  it('refuses to dial an address the policy blocks when a name now resolves to it', async () => {
+    const leaf = await makeLeaf(upstreamCa, ['rebind.test']);
+    const closing = (_req: unknown, res: ServerResponse) => {
+      res.writeHead(200, { connection: 'close', 'content-length': '2' });
+      res.end('ok');
+    };
+    const allowed = await startUpstream({ leaf, host: '127.0.0.2', handler: closing });
+    const internal = await startUpstream({ leaf, host: '127.0.0.1' });
+    const policy = await parsePolicy(
+      'version: 2\nname: rb\nrules:\n  - match: 127.0.0.1/32\n    action: block\n' +
+        '  - match: rebind.test\n    action: allow\ndefaults:\n  action: block\n',
+      'rb.yaml',
+      { warn: () => undefined },
+    );
+    const h = await startProxy({ level: 'headers', policy, upstreamCa: [upstreamCa.certPem] });
+    closers.push(
+      () => allowed.close(),
+      () => internal.close(),
+      () => h.close(),
+    );
+    // The name's answer changes after the first request, as a rebinding DNS server's would.
+    let rebound = false;
+    const resolver = Reflect.get(h.proxy, 'resolver') as {
+      resolve: (host: string, port: number) => Promise<unknown>;
+    };
+    resolver.resolve = async () =>
+      rebound
+        ? { address: '127.0.0.1', port: internal.port, overridden: false }
+        : { address: '127.0.0.2', port: allowed.port, overridden: false };
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'rebind.test:443');
+    t.on('error', () => undefined);
+    const answers: string[] = [];
+    t.on('data', (d: Buffer) => answers.push(d.toString('latin1')));
+    t.write('GET /first HTTP/1.1\r\nHost: rebind.test\r\n\r\n');
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(allowed.requests.map((r) => r.url)).toEqual(['/first']);
+    rebound = true;
+    t.write('GET /internal-secret HTTP/1.1\r\nHost: rebind.test\r\n\r\n');
+    await h.recorder.until(() => h.recorder.requests[1]?.outcome !== undefined);
+    expect(h.recorder.requests[1]).toMatchObject({
+      url: '/internal-secret',
+      outcome: 'blocked',
+      status: 403,
+    });
+    expect(h.recorder.requests[1]!.reason).toMatch(
+      /resolved to 127\.0\.0\.1, which the policy refuses/,
+    );
+    expect(internal.requests).toHaveLength(0);
+    expect(internal.connections).toBe(0);
+    expect(answers.join('')).toMatch(/HTTP\/1.1 403/);
+    t.destroy();
   });
 
   it('refuses the API port given as a guard port', async () => {
