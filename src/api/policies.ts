@@ -57,7 +57,10 @@ export async function validatePolicyText(
   const file = fileOf(dir, name);
   const warnings: string[] = [];
   try {
-    const p = await parsePolicy(yaml, file, { warn: (m) => warnings.push(m) });
+    const p = await parsePolicy(yaml, file, {
+      warn: (m) => warnings.push(m),
+      inheritWithin: dir,
+    });
     return {
       valid: true,
       errors: [],

@@ -4,7 +4,7 @@
  * and compiles the evaluator. `defaults` and `capture_level` come from the top file only.
  */
 import { readFile, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { TrustRunError } from '../core/index.js';
 import { compilePolicy, type PolicyParts } from './compile.js';
 import { PRESETS } from './presets.js';
@@ -60,6 +60,8 @@ function parseFile(text: string, display: string, id: string, dir: string | null
 }
 
 class Loader {
+  constructor(private readonly within: string | null) {}
+
   private readonly cache = new Map<string, LoadedFile>();
   private readonly seen = new Set<string>();
   readonly order: LoadedFile[] = [];
@@ -100,6 +102,17 @@ class Loader {
     const abs = resolve(parent.dir, ref);
     const display = isAbsolute(ref) ? ref : join(dirname(parent.display), ref);
     const id = await identity(abs);
+    if (this.within !== null) {
+      const root = await identity(this.within);
+      if (!id.startsWith(root.endsWith(sep) ? root : root + sep)) {
+        throw policyError(
+          parent.display,
+          place.pos,
+          `inherit "${ref}" is outside ${this.within}: a policy saved here may inherit presets and other saved policies only`,
+          place.path,
+        );
+      }
+    }
     const cached = this.cache.get(id);
     if (cached) return cached;
     let text: string;
@@ -170,7 +183,7 @@ export async function assemblePolicy(
 ): Promise<PolicyParts> {
   const abs = resolve(file);
   const top = parseFile(text, file, await identity(abs), dirname(abs));
-  const loader = new Loader();
+  const loader = new Loader(opts.inheritWithin ?? null);
   await loader.visit(top, []);
   const legacy = loader.order.filter((f) => f.doc.format === 'legacy').map((f) => f.display);
   if (legacy.length > 0) {

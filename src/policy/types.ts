@@ -50,4 +50,10 @@ export interface CompiledPolicy {
 export interface LoadOptions {
   /** Receives the one-line notice about legacy files; default: stderr. */
   warn?: (msg: string) => void;
+  /**
+   * Inherited files must lie inside this directory (after following links), or the load fails
+   * without reading them. Set for policies written through the API, whose author need not be
+   * able to read the machine's files.
+   */
+  inheritWithin?: string;
 }

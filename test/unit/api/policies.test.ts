@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeFixture, type Fixture } from './fixture.js';
@@ -20,6 +20,11 @@ defaults:
   action: block
 `;
 const BAD = GOOD.replace('action: allow', 'action: permit');
+
+function mkdirP(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
 
 function send(path: string, method: string, body: unknown) {
   return f.call(path, {
@@ -114,6 +119,35 @@ describe('policies', () => {
     expect(existsSync(file)).toBe(false);
     expect((await f.call('/api/policies/strict')).status).toBe(404);
     expect((await f.call('/api/policies/strict', { method: 'DELETE' })).status).toBe(404);
+  });
+
+  it('reads no file outside the policies directory through inherit (validate and save)', async () => {
+    const secret = join(f.dir, 'secret.pem');
+    writeFileSync(
+      secret,
+      '-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYBYTES\n-----END PRIVATE KEY-----\n',
+    );
+    symlinkSync(secret, join(mkdirP(join(f.dir, 'policies')), 'link.yaml'));
+    for (const ref of ['../secret.pem', secret, 'link.yaml', '/etc/passwd']) {
+      const yaml = `version: 2\ninherit: [${JSON.stringify(ref)}]\n`;
+      const res = await send('/api/policies/validate', 'POST', { yaml });
+      const text = await res.text();
+      expect(text, ref).not.toMatch(/TOPSECRET|PRIVATE KEY|root:/);
+      const v = JSON.parse(text) as { valid: boolean; errors: { message: string }[] };
+      expect(v.valid, ref).toBe(false);
+      expect(v.errors[0]!.message, ref).toMatch(
+        /is outside .*policies: a policy saved here may inherit presets and other saved policies only/,
+      );
+      const put = await send('/api/policies/leak', 'PUT', { yaml });
+      expect(put.status, ref).toBe(400);
+      expect(await put.text(), ref).not.toMatch(/TOPSECRET|PRIVATE KEY|root:/);
+    }
+    // Presets and other saved policies still work.
+    expect((await send('/api/policies/base', 'PUT', { yaml: GOOD })).status).toBe(200);
+    const ok = await send('/api/policies/validate', 'POST', {
+      yaml: 'version: 2\ninherit: [base.yaml, "preset:aws"]\n',
+    });
+    expect(await ok.json()).toMatchObject({ valid: true });
   });
 
   it('refuses names that could leave the policies directory', async () => {
