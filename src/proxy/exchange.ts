@@ -72,7 +72,9 @@ function partWriter(deps: ProxyDeps, id: string, field: BodyField): PartWriter {
 
 /**
  * Checks that a request inside a tunnel names the tunnel's own destination. Returns the reason
- * for refusing it, or null.
+ * for refusing it, or null. The reason is stored in clear and logged, so it quotes nothing the
+ * client sent (a URL or Host value may carry a token); the request's own URL and headers are
+ * kept sealed in its record as always.
  */
 function identityProblem(tunnel: Tunnel, req: IncomingMessage): string | null {
   const raw = req.rawHeaders;
@@ -85,18 +87,18 @@ function identityProblem(tunnel: Tunnel, req: IncomingMessage): string | null {
     try {
       abs = new URL(url);
     } catch {
-      return `request target '${url.slice(0, 100)}' is not a path or absolute URL`;
+      return 'request target is neither a path nor an absolute URL';
     }
     const a = parseAuthority(abs.host, abs.protocol === 'https:' ? 443 : 80);
     if (!a || a.host !== tunnel.host || a.port !== tunnel.port) {
-      return `absolute URL names ${abs.host}, but the tunnel is to ${tunnel.host}:${tunnel.port}`;
+      return `absolute URL names another server than the tunnel's ${tunnel.host}:${tunnel.port}`;
     }
   }
   const host = req.headers.host;
   if (host !== undefined) {
     const a = parseAuthority(host, defaultPort);
     if (!a || a.host !== tunnel.host || a.port !== tunnel.port) {
-      return `Host '${host.slice(0, 200)}' does not match the tunnel to ${tunnel.host}:${tunnel.port}`;
+      return `Host header does not match the tunnel to ${tunnel.host}:${tunnel.port}`;
     }
   }
   return null;

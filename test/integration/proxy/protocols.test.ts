@@ -198,6 +198,30 @@ describe('identity and strict parsing inside a tunnel', () => {
     });
   }
 
+  it('stores no URL or Host value the client sent in the clear reason of a refused request', async () => {
+    const { h } = await setup('headers');
+    for (const payload of [
+      'GET http://QQURLMARK.example/?access_token=QQTOKSECRET HTTP/1.1\r\nHost: api.example.test\r\n\r\n',
+      'GET http://QQURLMARK%zz/?access_token=QQTOKSECRET HTTP/1.1\r\nHost: api.example.test\r\n\r\n',
+      'GET /x?access_token=QQTOKSECRET HTTP/1.1\r\nHost: QQHDRMARK.example\r\n\r\n',
+    ]) {
+      const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+      const done = readAll(t);
+      t.write(payload);
+      expect(await done).toMatch(/^HTTP\/1.1 400/);
+    }
+    await h.recorder.until(
+      () => h.recorder.requests.length === 3 && h.recorder.requests.every((r) => r.outcome),
+    );
+    for (const r of h.recorder.requests) {
+      expect(r.outcome).toBe('identity_mismatch');
+      expect(r.reason).toMatch(
+        /neither a path|another server than the tunnel's|Host header does not match/,
+      );
+      expect(r.reason).not.toMatch(/QQ/);
+    }
+  });
+
   it('refuses a TLS session whose SNI differs from the CONNECT target and flags it', async () => {
     const { upstream, h } = await setup('headers');
     await expect(
