@@ -16,11 +16,29 @@ export const AUTOCHECKPOINT_PAGES = 4000;
  * lost on power failure), secure_delete=ON (deleted content is zeroed), temp_store=MEMORY (no
  * temporary files), foreign keys on, and a busy timeout for other processes' locks.
  */
+/**
+ * An SQLite file that has tables but not TrustRun's `schema_migrations` belongs to something
+ * else: refused before anything (mode, journal mode, schema) is changed in it.
+ */
+function refuseForeign(db: Db, path: string): void {
+  const tables = (
+    db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as {
+      name: string;
+    }[]
+  ).map((t) => t.name);
+  if (tables.length === 0 || tables.includes('schema_migrations')) return;
+  const shown = tables.slice(0, 3).join(', ') + (tables.length > 3 ? ', …' : '');
+  throw new TrustRunError(
+    'TR_STORE',
+    `${path} is not a TrustRun database (it holds other tables: ${shown}); nothing was changed in it`,
+    { hint: 'Use another --data-dir, or move that file away.' },
+  );
+}
+
 export function openDatabase(path: string, busyTimeoutMs: number): Db {
   // Create the file 0600 before SQLite does; SQLite gives -wal and -shm the database's mode.
   const fd = openSync(path, 'a', 0o600);
   closeSync(fd);
-  chmodSync(path, 0o600);
   let db: Db;
   try {
     db = new Database(path, { timeout: busyTimeoutMs });
@@ -30,6 +48,16 @@ export function openDatabase(path: string, busyTimeoutMs: number): Db {
     });
   }
   try {
+    refuseForeign(db, path);
+  } catch (err) {
+    db.close();
+    if (err instanceof TrustRunError) throw err;
+    throw new TrustRunError('TR_STORE', `cannot open ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    chmodSync(path, 0o600);
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (String(mode).toLowerCase() !== 'wal') {
       throw new Error(`journal_mode is ${String(mode)}, WAL is required`);

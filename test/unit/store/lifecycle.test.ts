@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -87,6 +88,33 @@ describe('schema and migrations', () => {
       .run('future');
     const err = await expectCode(() => openAt(dataDir), 'TR_STORE');
     expect(err.message).toMatch(/newer TrustRun \(schema version 999/);
+  });
+
+  it('refuses an SQLite file of another program and changes nothing in it', async () => {
+    for (const [sql, shown] of [
+      ['CREATE TABLE notes(x)', 'notes'],
+      ['CREATE TABLE sessions(id TEXT, foo INT)', 'sessions'],
+    ] as const) {
+      const dataDir = temp.make();
+      const file = join(dataDir, 'trustrun.db');
+      const foreign = new Database(file);
+      foreign.exec(sql);
+      foreign.close();
+      chmodSync(file, 0o644);
+      const before = readFileSync(file);
+      const err = await expectCode(() => openAt(dataDir), 'TR_STORE');
+      expect(err.message).toMatch(
+        new RegExp(
+          `trustrun\\.db is not a TrustRun database \\(it holds other tables: ${shown}\\); nothing was changed in it`,
+        ),
+      );
+      expect(readFileSync(file).equals(before)).toBe(true);
+      expect(statSync(file).mode & 0o777).toBe(0o644);
+      const check = new Database(file, { readonly: true });
+      const tables = check.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all();
+      check.close();
+      expect(tables).toEqual([{ name: shown }]);
+    }
   });
 
   it('says so clearly when another process holds the database locked at open', async () => {
