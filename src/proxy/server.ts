@@ -86,6 +86,9 @@ export class InterceptingProxy {
       keepAliveTimeout: 30_000,
       requireHostHeader: true,
       joinDuplicateHeaders: false,
+      // How often Node looks for requests whose headers are late (default 30 s, which lets a
+      // 30 s limit run to nearly 60).
+      connectionsCheckingInterval: 1_000,
     };
     this.outer = createServer(httpOptions);
     this.outer.maxConnections = options.limits.maxConnections;
@@ -106,6 +109,10 @@ export class InterceptingProxy {
 
     this.inner = createServer(httpOptions);
     this.inner.timeout = options.limits.idleTimeoutMs;
+    // The inner server never listens (tunnels are handed to it): Node starts checking its
+    // connections' header timeout on 'listening', so that is emitted here. Without it a client
+    // inside a tunnel could send one header line every few seconds for ever.
+    this.inner.emit('listening');
     this.inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const tunnel = this.tunnels.get(req.socket);
       if (!tunnel) {
@@ -278,7 +285,11 @@ export class InterceptingProxy {
       tunnel.failure = { outcome: 'bad_request', reason: `malformed HTTP from client: ${code}` };
     }
     this.deps.logger.warn({ code, host: tunnel?.host }, 'malformed request refused');
-    if (!socket.writable || (err as { bytesParsed?: number }).bytesParsed === undefined) {
+    const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if (
+      !socket.writable ||
+      (!timedOut && (err as { bytesParsed?: number }).bytesParsed === undefined)
+    ) {
       socket.destroy();
       return;
     }
@@ -602,7 +613,16 @@ export class InterceptingProxy {
     };
     if (head.length) start(head);
     else {
-      socket.once('data', start);
+      // A client that sends nothing after the 200 is closed after the header timeout.
+      const silent = setTimeout(() => {
+        tunnel.failure ??= { outcome: 'client_abort', reason: 'client sent nothing after CONNECT' };
+        socket.destroy();
+      }, this.options.limits.headersTimeoutMs);
+      socket.once('close', () => clearTimeout(silent));
+      socket.once('data', (first: Buffer) => {
+        clearTimeout(silent);
+        start(first);
+      });
       socket.once('end', () => {
         if (socket.listenerCount('data') > 0) socket.destroy();
       });

@@ -4,7 +4,7 @@ import type { ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ProxyAgent, request } from 'undici';
 import { parsePolicy } from '../../../src/policy/index.js';
-import { parseResolveRule } from '../../../src/proxy/index.js';
+import { DEFAULT_LIMITS, parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
 import { tunnelTls } from '../../helpers/tunnel.js';
@@ -450,6 +450,70 @@ describe('guards', () => {
       status: 403,
       outcome: 'loop',
     });
+  });
+});
+
+describe('slow clients (a 500 ms header timeout)', () => {
+  async function slowSetup() {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+    });
+    const h = await startProxy({
+      level: 'headers',
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+      limits: { ...DEFAULT_LIMITS, headersTimeoutMs: 500 },
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    return { upstream, h };
+  }
+
+  it('answers 408 to a proxy request whose headers never end', async () => {
+    const { h } = await slowSetup();
+    const t0 = Date.now();
+    const out = await raw(
+      h,
+      'GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\n',
+      5000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 408/);
+    expect(Date.now() - t0).toBeLessThan(4000);
+  });
+
+  it('closes a tunnel whose client sends nothing after the 200', async () => {
+    const { h } = await slowSetup();
+    const t0 = Date.now();
+    const out = await raw(
+      h,
+      'CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n',
+      5000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]).toMatchObject({
+      outcome: 'client_abort',
+      reason: 'client sent nothing after CONNECT',
+    });
+  });
+
+  it('answers 408 inside a TLS tunnel to headers that never end', async () => {
+    const { upstream, h } = await slowSetup();
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const done = readAll(t, 5000);
+    const t0 = Date.now();
+    t.write('GET /x HTTP/1.1\r\nHost: api.example.test\r\n');
+    const drip = setInterval(() => t.writable && t.write('X-Drip: 1\r\n'), 100);
+    try {
+      expect(await done).toMatch(/^HTTP\/1.1 408/);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(upstream.requests).toHaveLength(0);
   });
 });
 
