@@ -225,6 +225,16 @@ export class InterceptingProxy {
     }
   }
 
+  /** The policy's refusal of the SNI name on a tunnel CONNECTed to an address, or null. */
+  private sniVerdict(tunnel: Tunnel, sni: string): (Verdict & { action: 'block' | 'kill' }) | null {
+    const v = this.policyGate?.evaluateConnect({
+      host: sni.toLowerCase(),
+      port: tunnel.port,
+      ip: tunnel.dest.address || null,
+    });
+    return v !== undefined && v !== 'per-request' && isRefusal(v) ? v : null;
+  }
+
   /** Whether the policy refuses host:port by its name alone (no address known). */
   private refusedByName(host: string, port: number): boolean {
     const v = this.policyGate?.evaluateConnect({ host, port, ip: null });
@@ -566,6 +576,23 @@ export class InterceptingProxy {
             'identity_mismatch',
             `TLS SNI '${hello.sni}' does not match CONNECT ${tunnel.host}:${tunnel.port}`,
           );
+          client.destroy();
+          upstream.destroy();
+          return true;
+        }
+        // CONNECT to an address: the name the client asks that server for is judged too (a
+        // name the policy refuses is not reached by spelling its address).
+        const byName =
+          hello.sni !== null && isIP(tunnel.host) ? this.sniVerdict(tunnel, hello.sni) : null;
+        if (byName) {
+          this.recordViolation(tunnel, byName, true, null, null);
+          fail(
+            byName.action === 'kill' ? 'killed' : 'blocked',
+            `TLS SNI '${hello.sni}': ${byName.action === 'kill' ? this.carryOutKill(tunnel, byName) : byName.explanation}`,
+          );
+          if (tunnel.connectionId) {
+            this.deps.recorder.updateConnection(tunnel.connectionId, { verdict: byName });
+          }
           client.destroy();
           upstream.destroy();
           return true;

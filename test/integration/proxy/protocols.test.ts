@@ -287,6 +287,39 @@ describe('guards', () => {
     expect(plain).toMatch(/^HTTP\/1.1 403/);
   });
 
+  it('metadata: a CONNECT to an address is judged by its SNI name as well', async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['good.test', 'fine.test']),
+    });
+    const policy = await parsePolicy(
+      'version: 2\nname: sni\nrules:\n  - match: good.test\n    action: block\ndefaults:\n  action: allow\n',
+      'sni.yaml',
+      { warn: () => undefined },
+    );
+    const h = await startProxy({ level: 'metadata', policy });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const target = `127.0.0.1:${upstream.port}`;
+    await expect(tunnelTls(h.port, upstreamCa.certPem, target, 'good.test')).rejects.toThrow();
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]).toMatchObject({ outcome: 'blocked', sni: 'good.test' });
+    expect(h.recorder.connections[0]!.reason).toMatch(/^TLS SNI 'good.test': /);
+    expect(h.recorder.violations).toHaveLength(1);
+    expect(h.recorder.violations[0]).toMatchObject({
+      enforced: true,
+      verdict: { action: 'block' },
+    });
+    expect(upstream.sockets.filter((c) => c.secured)).toHaveLength(0);
+    // An allowed name on the same address still goes through.
+    const t = await tunnelTls(h.port, upstreamCa.certPem, target, 'fine.test');
+    const answer = readAll(t);
+    t.write('GET /ok HTTP/1.1\r\nHost: fine.test\r\nConnection: close\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1.1 200/);
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/ok']);
+  });
+
   it('refuses its own listener under any spelling of a loopback address', async () => {
     const { h } = await setup('metadata');
     for (const addr of [
