@@ -1,8 +1,14 @@
 /**
- * Request paths are normalised before path globs see them, the way a server will read them:
+ * Request paths are normalised before path globs see them, the way some server will read them:
  * the query and fragment are dropped, percent-encoded unreserved characters are decoded
- * (`%61dmin` is `admin`), and `.`/`..` segments are resolved (`/v1/../admin` is `/admin`).
- * So a rule on `/admin/*` cannot be stepped around by spelling the path differently.
+ * (`%61dmin` is `admin`), an encoded slash or backslash and a backslash are a slash
+ * (`/admin%2fy`, `/admin\y`), `;parameters` are dropped from each segment (`/admin;x/y`, as
+ * Tomcat and Spring read it), the path ends at an encoded NUL (`/admin%00.html`), repeated
+ * slashes are one (`//admin`, as nginx merges them), and `.`/`..` segments are resolved
+ * (`/v1/../admin` is `/admin`). So a rule on `/admin/*` cannot be stepped around by spelling the
+ * path differently. Reading a path more broadly than a given server does can only make a path
+ * rule match more often: a block rule blocks every spelling, and an allow rule's prefix cannot
+ * be escaped with `..` hidden in one.
  */
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
@@ -37,8 +43,15 @@ export function normalizePath(raw: string): string {
   let p = raw;
   const cut = p.search(/[?#]/);
   if (cut >= 0) p = p.slice(0, cut);
+  if (p.indexOf('%') >= 0) {
+    const nul = p.indexOf('%00');
+    if (nul >= 0) p = p.slice(0, nul);
+    p = decodeUnreserved(p).replace(/%2F|%5C/g, '/');
+  }
+  if (p.indexOf('\\') >= 0) p = p.replace(/\\/g, '/');
+  if (p.indexOf(';') >= 0) p = p.replace(/;[^/]*/g, '');
   if (p === '' || p[0] !== '/') p = '/' + p;
-  if (p.indexOf('%') >= 0) p = decodeUnreserved(p);
+  if (p.indexOf('//') >= 0) p = p.replace(/\/{2,}/g, '/');
   if (p.indexOf('/.') >= 0) p = removeDotSegments(p);
   return p;
 }

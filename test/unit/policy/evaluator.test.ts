@@ -537,8 +537,52 @@ describe('per-request rules', () => {
     expect(request('POST', '/openai/deployments/../../admin')).toBe(1);
     expect(request('POST', '/openai/deployments/%2e%2e/%2E%2E/admin')).toBe(1);
     expect(request('POST', '/openai/%64eployments/x')).toBe(0);
+    // Spellings some servers read as another path: merged slashes (nginx), an encoded slash or a
+    // backslash, ;parameters (Tomcat, Spring), a NUL that ends the path.
+    expect(request('POST', '//openai/deployments/x')).toBe(0);
+    expect(request('POST', '/openai//deployments//x')).toBe(0);
+    expect(request('POST', '/openai%2fdeployments%2Fx')).toBe(0);
+    expect(request('POST', '/openai\\deployments\\x')).toBe(0);
+    expect(request('POST', '/openai/deployments%5c..%5c..%5cadmin')).toBe(1);
+    expect(request('POST', '/openai/deployments;v=1/..;/..;/admin')).toBe(1);
+    expect(request('POST', '/openai;x/deployments;y/x')).toBe(0);
+    expect(request('POST', '/openai/deployments%00/../../admin')).toBe(1);
     // Without the request line (metadata level, direct sockets) a request rule cannot match.
     expect(p.evaluate({ host, port: 443 }).ruleIndex).toBe(1);
+  });
+
+  it('a block rule on a path holds against every spelling of it', async () => {
+    const p = await parsePolicy(
+      [
+        'version: 2',
+        'rules:',
+        '  - match: good.test',
+        '    paths: ["/admin", "/admin/*"]',
+        '    action: block',
+        'defaults:',
+        '  action: allow',
+      ].join('\n'),
+      'admin.yaml',
+    );
+    const action = (path: string) =>
+      p.evaluate({ host: 'good.test', port: 443, method: 'GET', path }).action;
+    for (const path of [
+      '/admin',
+      '//admin/y',
+      '/admin%2fy',
+      '/admin%2Fy',
+      '/admin;x/y',
+      '/admin;jsessionid=1',
+      '/admin%00',
+      '/admin%00.png',
+      '/x/..%2fadmin',
+      '/admin\\y',
+      '/%61dmin/y',
+    ]) {
+      expect(action(path), path).toBe('block');
+    }
+    expect(action('/administrator')).toBe('allow');
+    expect(action('/public/admin')).toBe('allow');
   });
 
   it('CONNECT decides at once when a rule without methods/paths comes first', async () => {
