@@ -1,12 +1,17 @@
-import type { SessionRow } from '../../store/index.js';
+import { redactCommand, type SessionRow } from '../../store/index.js';
 import type { ApiDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { filteredPage } from '../paging.js';
 import type { Router } from '../router.js';
 import { idParam, pageOf, sessionDetailSchema, sessionSchema, sessionsQuery } from '../schemas.js';
 
+/** A session as the API shows it: whether it may hold PHI, and its command line redacted. */
 export function withPhi<T extends SessionRow>(s: T): T & { phi: boolean } {
-  return { ...s, phi: s.level !== 'metadata' };
+  return {
+    ...s,
+    command: s.command === null ? null : redactCommand(s.command),
+    phi: s.level !== 'metadata',
+  };
 }
 
 export function sessionRoutes(r: Router, { store }: ApiDeps): void {
@@ -27,7 +32,8 @@ export function sessionRoutes(r: Router, { store }: ApiDeps): void {
               (status === undefined || s.status === status) &&
               (kind === undefined || s.kind === kind) &&
               (needle === '' ||
-                [s.id, s.policy ?? '', ...(s.command ?? [])].some((t) =>
+                // The command as shown: a search cannot probe a redacted secret.
+                [s.id, s.policy ?? '', ...redactCommand(s.command ?? [])].some((t) =>
                   t.toLowerCase().includes(needle),
                 ));
       const res = filteredPage((p) => store.listSessions(p), page, keep);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { dataPaths } from '../../core/index.js';
-import { openStore, type ScanRow, type SessionRow } from '../../store/index.js';
+import { openStore, redactCommand, type ScanRow, type SessionRow } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption, type CommonOptions } from '../common.js';
 import { clip, formatTime, table } from '../format.js';
 
@@ -45,7 +45,13 @@ export async function historyCommand(
   opts: HistoryOptions,
   io: HistoryIo = processIo(),
 ): Promise<void> {
-  const { dataDir, sessions, scans } = await readHistory(opts);
+  const read = await readHistory(opts);
+  const { dataDir, scans } = read;
+  // Command lines are shown redacted, like every URL the log holds.
+  const sessions = read.sessions.map((s) => ({
+    ...s,
+    command: s.command === null ? null : redactCommand(s.command),
+  }));
   if (opts.json) {
     io.out(JSON.stringify(opts.scans ? scans : sessions, null, 2) + '\n');
     return;

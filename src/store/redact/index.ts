@@ -11,4 +11,10 @@ export { redactText } from './text.js';
 export { redactBody, type RedactBodyOptions, type RedactedBody } from './body.js';
 export { DEFAULT_MAX_DECODED_BYTES } from './decode.js';
 export { secretHeaderKind, secretKeyKind, phiKeyKind, type KeyPlace } from './keys.js';
-export { absoluteUrl, originOf, redactRequest, type RedactedRequest } from './view.js';
+export {
+  absoluteUrl,
+  originOf,
+  redactCommand,
+  redactRequest,
+  type RedactedRequest,
+} from './view.js';

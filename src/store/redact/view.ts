@@ -2,6 +2,7 @@ import type { RequestDetail, RequestRow } from '../types.js';
 import { redactBody, type RedactedBody } from './body.js';
 import { redactHeaders } from './headers.js';
 import type { Redaction } from './types.js';
+import { redactText } from './text.js';
 import { redactUrl } from './url.js';
 
 /** A request as every read path shows it: clear columns plus its sealed fields, redacted. */
@@ -78,4 +79,17 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
       ...(responseBody?.applied ?? []).map((r) => ({ ...r, location: `response ${r.location}` })),
     ],
   };
+}
+
+/**
+ * A session's command line as every read path shows it: each argument that holds a URL is
+ * redacted as a URL (`curl 'https://h/x?api_key=…'`, `--url=https://…`), any other as text
+ * (`--password=…`, `TOKEN=…`, PHI patterns).
+ */
+export function redactCommand(command: readonly string[]): string[] {
+  return command.map((arg) => {
+    const at = arg.search(/[a-z][a-z0-9+.-]*:\/\//i);
+    if (at < 0) return redactText(arg, 'command').text;
+    return redactText(arg.slice(0, at), 'command').text + redactUrl(arg.slice(at)).url;
+  });
 }

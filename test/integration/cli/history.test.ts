@@ -116,6 +116,23 @@ describe('trustrun history', () => {
     expect(JSON.parse(one.stdout).map((s: { id: string }) => s.id)).toEqual([ids.proxy]);
   });
 
+  it('shows command lines redacted, in the table and in --json', async () => {
+    const dataDir = join(tmp(), 'data');
+    const store = await openStore({ dataDir });
+    store.startSession({
+      kind: 'run',
+      command: ['curl', 'https://x.test/a?access_token=CMDLINEsecret999'],
+      level: 'headers',
+    });
+    await store.close();
+    for (const args of [['history'], ['history', '--json']]) {
+      const r = await trustrun([...args, '--data-dir', dataDir]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain('CMDLINEsecret');
+      expect(r.stdout).toContain('access_token=[REDACTED');
+    }
+  });
+
   it.each([['0'], ['abc'], ['1001']])('--limit %s is a usage error (exit 2)', async (limit) => {
     const r = await trustrun(['history', '--limit', limit, '--data-dir', tmp()]);
     expect(r.code).toBe(2);

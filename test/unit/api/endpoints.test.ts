@@ -52,6 +52,30 @@ describe('sessions', () => {
     ]);
   });
 
+  it("shows a session's command line redacted, in the list, the detail and the search", async () => {
+    const s = f.store.startSession({
+      kind: 'run',
+      level: 'headers',
+      command: [
+        'curl',
+        '-H',
+        'Authorization: Bearer CMDBEARERsecret1',
+        'https://api.example.test/x?api_key=CMDLINEsecret999',
+      ],
+    });
+    await f.store.flush();
+    for (const path of ['/api/sessions', `/api/sessions/${s.id}`]) {
+      const text = await (await f.call(path)).text();
+      expect(text, path).not.toMatch(/CMDLINEsecret|CMDBEARERsecret/);
+      expect(text, path).toContain('api_key=[REDACTED');
+    }
+    const shown = await json(`/api/sessions/${s.id}`);
+    expect(shown.command[0]).toBe('curl');
+    expect(shown.command[3]).toMatch(/^https:\/\/api\.example\.test\/x\?api_key=\[REDACTED:/);
+    expect((await json('/api/sessions?q=CMDLINEsecret')).items).toEqual([]);
+    expect((await json('/api/sessions?q=api.example.test')).items.map((x) => x.id)).toEqual([s.id]);
+  });
+
   it('gives one session with its counts, 404 for an unknown one, 400 for a bad id', async () => {
     const s = await json(`/api/sessions/${f.sessionId}`);
     expect(s.counts).toMatchObject({ connections: 1, requests: 5, violations: 2 });
