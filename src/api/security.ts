@@ -97,6 +97,12 @@ const LOGIN_PAGE = `<!doctype html>
  * `GET /auth?token=ONE_TIME` exchanges a one-time token for an HttpOnly SameSite=Strict cookie
  * and redirects to the UI; everything else needs the bearer token or that cookie.
  */
+/** Whether the request carries the API's bearer token (not merely a browser cookie). */
+export function hasBearer(c: Context, creds: Credentials): boolean {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
+  return bearer !== undefined && creds.bearerOk(bearer);
+}
+
 export function authGuard(creds: Credentials, port: () => number): MiddlewareHandler {
   return async (c, next) => {
     const path = new URL(c.req.url).pathname;
@@ -116,9 +122,7 @@ export function authGuard(creds: Credentials, port: () => number): MiddlewareHan
       });
       return c.redirect('/', 303);
     }
-    const auth = c.req.header('authorization');
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(auth ?? '')?.[1];
-    if (bearer !== undefined && creds.bearerOk(bearer)) return next();
+    if (hasBearer(c, creds)) return next();
     const cookie = getCookie(c, cookieName(port()));
     if (cookie !== undefined && creds.sessionOk(cookie)) return next();
     if (path.startsWith('/api/')) {

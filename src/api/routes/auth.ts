@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { ApiDeps } from '../deps.js';
 import type { Router } from '../router.js';
 import { linkBody } from '../schemas.js';
-import { cookieName } from '../security.js';
+import { ApiError } from '../errors.js';
+import { cookieName, hasBearer } from '../security.js';
 
 export function authRoutes(r: Router, { credentials }: ApiDeps): void {
   r.add({
@@ -14,6 +15,14 @@ export function authRoutes(r: Router, { credentials }: ApiDeps): void {
     body: linkBody,
     response: z.object({ oneTimeUrl: z.string() }),
     handler: (c) => {
+      // A browser session must not renew itself past its 12 hours by minting new links.
+      if (!hasBearer(c, credentials)) {
+        throw new ApiError(
+          403,
+          'TR_FORBIDDEN',
+          'a new link needs the bearer token, not a browser session',
+        );
+      }
       const url = new URL(c.req.url);
       return { oneTimeUrl: `${url.origin}/auth?token=${credentials.issueOneTime()}` };
     },

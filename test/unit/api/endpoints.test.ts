@@ -69,7 +69,7 @@ describe('sessions', () => {
       expect(text, path).not.toMatch(/CMDLINEsecret|CMDBEARERsecret/);
       expect(text, path).toContain('api_key=[REDACTED');
     }
-    const shown = await json(`/api/sessions/${s.id}`);
+    const shown = (await json(`/api/sessions/${s.id}`)) as unknown as { command: string[] };
     expect(shown.command[0]).toBe('curl');
     expect(shown.command[3]).toMatch(/^https:\/\/api\.example\.test\/x\?api_key=\[REDACTED:/);
     expect((await json('/api/sessions?q=CMDLINEsecret')).items).toEqual([]);

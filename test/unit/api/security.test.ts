@@ -117,7 +117,19 @@ describe('authentication', () => {
     const { oneTimeUrl } = (await res.json()) as { oneTimeUrl: string };
     expect(oneTimeUrl).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${PORT}/auth\\?token=`));
     const token = new URL(oneTimeUrl).searchParams.get('token')!;
-    expect((await f.call(`/auth?token=${token}`, { token: null })).status).toBe(303);
+    const login = await f.call(`/auth?token=${token}`, { token: null });
+    expect(login.status).toBe(303);
+    // A browser session cannot mint links of its own (it would outlive its 12 hours).
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const again = await f.call('/api/auth/links', {
+      token: null,
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(again.status).toBe(403);
+    expect(await again.json()).toMatchObject({ error: { code: 'TR_FORBIDDEN' } });
+    expect((await f.call('/api/sessions', { token: null, headers: { cookie } })).status).toBe(200);
   });
 });
 
