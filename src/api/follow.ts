@@ -26,10 +26,25 @@ export function timeOfId(id: string): number {
   return parseInt(id.slice(0, 9), 36);
 }
 
+export interface FollowOptions {
+  /**
+   * How long a row that is still open is re-read for its end (default OPEN_WINDOW_MS). Sessions
+   * take Infinity: a proxy runs for days, and the sessions table is small.
+   */
+  openWindowMs?: number;
+}
+
 export class Follower<T extends { id: string }> {
   /** id -> state sent; rows stay here while they are inside the re-read window. */
   private readonly sent = new Map<string, string>();
   private readonly open = new Set<string>();
+  private readonly openWindowMs: number;
+  private seeded = false;
+  /**
+   * Where the replay of rows after `after` goes on (it is read MAX_PAGES pages a poll), or null
+   * once it has caught up with the re-read window.
+   */
+  private backlog: string | null;
 
   constructor(
     private readonly fetch: (q: PageQuery) => Page<T>,
@@ -37,23 +52,55 @@ export class Follower<T extends { id: string }> {
     private readonly stateOf: (row: T) => string,
     /** Whether the row may still change (e.g. a request not yet completed). */
     private readonly isOpen: (row: T) => boolean,
-    /** Rows with ids up to this one are never sent. */
+    /** Rows with ids up to this one are never sent (until they change). */
     private readonly after: string,
-  ) {}
+    opts: FollowOptions = {},
+  ) {
+    this.openWindowMs = opts.openWindowMs ?? OPEN_WINDOW_MS;
+    this.backlog = after;
+  }
+
+  /**
+   * Rows up to `after` that are still open: the client has them (from a list, or an earlier
+   * stream) but not their end, which is sent when it comes.
+   */
+  private seed(now: number): void {
+    let cursor: string | undefined = Number.isFinite(this.openWindowMs)
+      ? cursorAt(now - this.openWindowMs)
+      : undefined;
+    for (let i = 0; i < MAX_PAGES && (cursor === undefined || cursor < this.after); i++) {
+      const page = this.fetch({ order: 'asc', limit: PAGE, ...(cursor ? { cursor } : {}) });
+      for (const row of page.items) {
+        if (row.id > this.after) return;
+        if (!this.isOpen(row)) continue;
+        this.open.add(row.id);
+        this.sent.set(row.id, this.stateOf(row));
+      }
+      if (page.nextCursor === null) return;
+      cursor = page.nextCursor;
+    }
+  }
 
   poll(now: number = Date.now()): T[] {
+    if (!this.seeded) {
+      this.seeded = true;
+      this.seed(now);
+    }
     let lowMs = now - OVERLAP_MS;
     for (const id of this.open) {
       const t = timeOfId(id);
-      if (t < now - OPEN_WINDOW_MS) this.open.delete(id);
+      if (t < now - this.openWindowMs) this.open.delete(id);
       else lowMs = Math.min(lowMs, t);
     }
     const window = cursorAt(lowMs);
-    let cursor: string | null = window > this.after ? window : this.after;
+    const replaying = this.backlog !== null && this.backlog < window;
+    let cursor: string | null = replaying ? this.backlog : window;
     const out: T[] = [];
     for (let i = 0; i < MAX_PAGES && cursor !== null; i++) {
       const page = this.fetch({ order: 'asc', limit: PAGE, cursor });
       for (const row of page.items) {
+        // Up to `after`, only the rows seeded as open are followed.
+        if (row.id <= this.after && !this.sent.has(row.id)) continue;
         const state = this.stateOf(row);
         if (this.isOpen(row)) this.open.add(row.id);
         else this.open.delete(row.id);
@@ -63,6 +110,8 @@ export class Follower<T extends { id: string }> {
       }
       cursor = page.nextCursor;
     }
+    // A replay that did not reach the end goes on from here at the next poll.
+    this.backlog = replaying && cursor !== null ? cursor : null;
     for (const id of this.sent.keys()) {
       if (id <= window && !this.open.has(id)) this.sent.delete(id);
     }

@@ -53,6 +53,7 @@ export function streamRoutes(r: Router, { store, pollMs, logger }: ApiDeps): voi
             (s) => `${s.status}|${s.endedAt}`,
             (s) => s.endedAt === null,
             after,
+            { openWindowMs: Number.POSITIVE_INFINITY },
           ),
           withPhi,
           (s) => sessionId === undefined || s.id === sessionId,

@@ -228,4 +228,80 @@ describe('Follower', () => {
     rows.push({ id: newId(now - 2000), done: true });
     expect(fol.poll(now + 50)).toEqual([]);
   });
+
+  /** A table of rows served a page at a time, as the store does. */
+  function table(rows: { id: string; done: boolean }[]) {
+    return (q: { cursor?: string; limit?: number }) => {
+      const sorted = rows
+        .filter((r) => q.cursor === undefined || r.id > q.cursor)
+        .sort((a, b) => (a.id < b.id ? -1 : 1));
+      const items = sorted.slice(0, q.limit);
+      return {
+        items,
+        nextCursor: sorted.length > items.length ? items[items.length - 1]!.id : null,
+      };
+    };
+  }
+
+  it('replays every row after an old `after`, over several polls when there are many', () => {
+    const now = Date.now();
+    const rows = Array.from({ length: 6500 }, (_, i) => ({
+      id: newId(now - 3_600_000 + i),
+      done: true,
+    }));
+    const fol = new Follower(
+      table(rows),
+      () => '',
+      () => false,
+      '0'.repeat(21),
+    );
+    const first = fol.poll(now);
+    expect(first).toHaveLength(5000);
+    const second = fol.poll(now + 10);
+    expect([...first, ...second].map((r) => r.id)).toEqual(rows.map((r) => r.id));
+    expect(fol.poll(now + 20)).toEqual([]);
+  });
+
+  it('sends the end of a row that was open before the stream began', () => {
+    const now = Date.now();
+    const old = { id: newId(now - 60_000), done: false };
+    const fol = new Follower(
+      table([old]),
+      (r) => String(r.done),
+      (r) => !r.done,
+      newId(now - 1),
+    );
+    expect(fol.poll(now)).toEqual([]);
+    old.done = true;
+    expect(fol.poll(now + 10).map((r) => r.id)).toEqual([old.id]);
+    expect(fol.poll(now + 20)).toEqual([]);
+  });
+
+  it('follows open rows for ever with an infinite window (sessions), ten minutes otherwise', () => {
+    const now = Date.now();
+    const mk = () => ({ id: newId(now - 20 * 60_000), done: false });
+    const forever = mk();
+    const bounded = mk();
+    const a = new Follower(
+      table([forever]),
+      (r) => String(r.done),
+      (r) => !r.done,
+      newId(now - 1),
+      {
+        openWindowMs: Number.POSITIVE_INFINITY,
+      },
+    );
+    const b = new Follower(
+      table([bounded]),
+      (r) => String(r.done),
+      (r) => !r.done,
+      newId(now - 1),
+    );
+    expect(a.poll(now)).toEqual([]);
+    expect(b.poll(now)).toEqual([]);
+    forever.done = true;
+    bounded.done = true;
+    expect(a.poll(now + 10).map((r) => r.id)).toEqual([forever.id]);
+    expect(b.poll(now + 10)).toEqual([]);
+  });
 });
