@@ -231,9 +231,9 @@ describe('Follower', () => {
 
   /** A table of rows served a page at a time, as the store does. */
   function table(rows: { id: string; done: boolean }[]) {
-    return (q: { cursor?: string; limit?: number }) => {
+    return (q: { cursor?: string | null; limit?: number }) => {
       const sorted = rows
-        .filter((r) => q.cursor === undefined || r.id > q.cursor)
+        .filter((r) => q.cursor == null || r.id > q.cursor)
         .sort((a, b) => (a.id < b.id ? -1 : 1));
       const items = sorted.slice(0, q.limit);
       return {
