@@ -140,14 +140,18 @@ export async function startProxySession(
   const store = await openStore({ dataDir, logger });
   let proxy: InterceptingProxy;
   let session;
+  // The session is recorded once the listener is bound (a port in use leaves no session behind,
+  // and the session names the real address); no connection is accepted before then.
+  const deps: ProxyDeps = {
+    recorder: store,
+    sessionId: '',
+    contexts: minter,
+    policy,
+    logger,
+    identify: extra.identify,
+    kill: extra.kill ?? killSocketOwner,
+  };
   try {
-    session = store.startSession({
-      kind: extra.kind ?? 'proxy',
-      command: extra.command ?? null,
-      policy: opts.policy ?? null,
-      level,
-      listen: `${opts.host}:${opts.port}`,
-    });
     proxy = new InterceptingProxy(
       {
         host: opts.host,
@@ -160,24 +164,34 @@ export async function startProxySession(
         guardPorts: opts.apiPort ? [opts.apiPort] : [],
         limits: DEFAULT_LIMITS,
       },
-      {
-        recorder: store,
-        sessionId: session.id,
-        contexts: minter,
-        policy,
-        logger,
-        identify: extra.identify,
-        kill: extra.kill ?? killSocketOwner,
-      },
+      deps,
     );
-    await proxy.listen();
+    const bound = await proxy.listen();
+    session = store.startSession({
+      kind: extra.kind ?? 'proxy',
+      command: extra.command ?? null,
+      policy: policy?.name ?? opts.policy ?? null,
+      level,
+      listen:
+        bound.family === 'IPv6'
+          ? `[${bound.address}]:${bound.port}`
+          : `${bound.address}:${bound.port}`,
+    });
+    deps.sessionId = session.id;
   } catch (err) {
-    if (session) store.endSession(session.id, { status: 'failed' });
     await store.close();
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
       throw new TrustRunError('TR_USAGE', `port ${opts.port} on ${opts.host} is already in use`, {
         hint: 'pick another with --port, or --port 0 for any free port',
       });
+    }
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+      throw new TrustRunError(
+        'TR_USAGE',
+        `--host ${opts.host} is not an address of this machine (${code})`,
+        { hint: 'use 127.0.0.1 (the default), ::1, or 0.0.0.0 for every interface' },
+      );
     }
     throw err;
   }

@@ -3,6 +3,7 @@
  * the proxy refuses to proxy to the API's port, also when it was chosen with `--api-port 0`.
  */
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,5 +84,28 @@ describe('trustrun proxy --api-port', () => {
     expect(r.stderr).toMatch(new RegExp(`port ${apiPort} .*already in use`));
     expect(r.stderr).toContain('--api-port 0 for any free port');
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a proxy port in use: exit 2, and no session is left in the history', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as AddressInfo).port;
+    const cli = join(import.meta.dirname, '../../../bin/trustrun.js');
+    const dataDir = join(dir, 'd3');
+    try {
+      const r = await run(
+        process.execPath,
+        [cli, 'proxy', '--port', String(port), '--data-dir', dataDir],
+        { env: cleanEnv() },
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`));
+    } finally {
+      taken.close();
+    }
+    const h = await run(process.execPath, [cli, 'history', '--json', '--data-dir', dataDir], {
+      env: cleanEnv(),
+    });
+    expect(JSON.parse(h.stdout)).toEqual([]);
   });
 });

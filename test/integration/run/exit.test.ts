@@ -100,7 +100,7 @@ describe('exit codes', () => {
       );
       await withStore(w, (store) =>
         expect(store.getSession(s.session)).toMatchObject({
-          policy,
+          policy: 'run-test', // the policy's name, as history shows it
           exitCode: 0,
           status: 'completed',
         }),
@@ -147,6 +147,30 @@ describe('exit codes', () => {
     const bad = await trustrunRun(w, ['--no-such-flag'], ['true']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("unknown option '--no-such-flag'");
+    // An address the proxy cannot listen on: a usage error, and no session left behind.
+    for (const host of ['999.1.1.1', '10.255.255.254']) {
+      const r3 = await trustrunRun(w, ['--host', host], ['true']);
+      expect(r3.code, host).toBe(2);
+      expect(r3.stderr.split('\n')[0], host).toMatch(
+        new RegExp(
+          `^trustrun: --host ${host.replace(/\./g, '\\.')} is not an address of this machine \\((ENOTFOUND|EADDRNOTAVAIL|EAI_AGAIN)\\)$`,
+        ),
+      );
+      expect(r3.stderr, host).not.toMatch(/\n\s+at /);
+    }
+    expect(await withStore(w, (s) => s.listSessions({ limit: 1000 }).items.length)).toBe(before);
+  });
+
+  it('the session names the policy by its name, and the address the proxy listened on', async () => {
+    const file = join(w.dir, 'named.json');
+    const r = await trustrunRun(w, ['--policy', policy, '--json-file', file], ['true']);
+    expect(r.code).toBe(0);
+    const s = await readSummary(file);
+    await withStore(w, (store) => {
+      const row = store.getSession(s.session)!;
+      expect(row.policy).toBe('run-test');
+      expect(row.listen).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
+    });
   });
 });
 
