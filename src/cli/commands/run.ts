@@ -477,7 +477,7 @@ export function formatSummary(s: RunSummary): string {
     for (const v of s.violations) {
       const rule = v.rule === null ? 'default action' : `rule "${v.rule}"`;
       lines.push(
-        `    ${v.action.toUpperCase()}${v.enforced ? '' : ' (allowed)'} ${v.method ? `${v.method} ` : ''}${v.host}:${v.port}: ${rule}: ${v.reason}`,
+        `    ${v.action.toUpperCase()}${unenforced(v)} ${v.method ? `${v.method} ` : ''}${v.host}:${v.port}: ${rule}: ${v.reason}`,
       );
     }
   }
@@ -546,4 +546,13 @@ export function register(program: Command): void {
   const port = cmd.options.find((o) => o.long === '--port');
   if (port) port.defaultValue = 0;
   cmd.setOptionValueWithSource('port', 0, 'default');
+}
+
+/**
+ * What the summary adds after a violation's action when nothing was refused: an `alert` is
+ * allowed by design; a `block` on a direct socket is seen, not stopped (docs/monitor.md).
+ */
+function unenforced(v: { action: string; enforced: boolean }): string {
+  if (v.enforced) return '';
+  return v.action === 'alert' ? ' (allowed)' : ' (not enforced: a direct connection)';
 }

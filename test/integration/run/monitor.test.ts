@@ -137,6 +137,11 @@ describe('trustrun run: the socket monitor', () => {
         }),
       ]);
       expect(r.stderr).toMatch(/not enforceable on a direct connection/);
+      // The summary does not call a block "allowed" (that marks an alert).
+      expect(r.stderr).toMatch(
+        /\n\s+BLOCK \(not enforced: a direct connection\) 127\.0\.0\.1:\d+: /,
+      );
+      expect(r.stderr).not.toMatch(/BLOCK \(allowed\)/);
     },
   );
 
