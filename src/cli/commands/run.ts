@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { constants as fsConstants, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { access, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { intOption } from '../common.js';
 import { formatBytes } from '../format.js';
@@ -511,6 +511,7 @@ export function register(program: Command): void {
       100,
     )
     .action(async (command: string[], opts: RunCommandOptions) => {
+      if (opts.jsonFile !== undefined) checkWritable(opts.jsonFile);
       let result: RunResult;
       try {
         result = await runChild(opts, command, {
@@ -532,15 +533,23 @@ export function register(program: Command): void {
         throw err;
       }
       process.stderr.write(formatSummary(result.summary));
+      let written = true;
       if (opts.jsonFile) {
-        await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
-          mode: 0o600,
-        });
+        try {
+          await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
+            mode: 0o600,
+          });
+        } catch (err) {
+          // The summary is on stderr already; the command's own status is kept unless it was 0.
+          written = false;
+          const code = (err as NodeJS.ErrnoException).code ?? String(err);
+          process.stderr.write(`trustrun: cannot write --json-file ${opts.jsonFile}: ${code}\n`);
+        }
       }
       // After the child's own output: a line break first, so the summary is always the whole
       // last line, even after output that did not end with one.
       if (opts.json) process.stdout.write('\n' + JSON.stringify(result.summary) + '\n');
-      process.exitCode = result.exitCode;
+      process.exitCode = written || result.exitCode !== 0 ? result.exitCode : 1;
     });
   // run picks a free port unless told otherwise.
   const port = cmd.options.find((o) => o.long === '--port');
@@ -555,4 +564,15 @@ export function register(program: Command): void {
 function unenforced(v: { action: string; enforced: boolean }): string {
   if (v.enforced) return '';
   return v.action === 'alert' ? ' (allowed)' : ' (not enforced: a direct connection)';
+}
+
+/** `--json-file FILE` is checked before the command runs: its directory must exist and be writable. */
+function checkWritable(file: string): void {
+  const dir = dirname(resolve(file));
+  try {
+    accessSync(dir, fsConstants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new TrustRunError('TR_USAGE', `--json-file ${file}: cannot write in ${dir} (${code})`);
+  }
 }

@@ -161,6 +161,20 @@ describe('exit codes', () => {
     expect(await withStore(w, (s) => s.listSessions({ limit: 1000 }).items.length)).toBe(before);
   });
 
+  it('--json-file in a directory that does not exist: exit 2 before the command runs', async () => {
+    const marker = join(w.dir, 'ran-anyway');
+    const r = await trustrunRun(
+      w,
+      ['--json-file', join(w.dir, 'no-such-dir', 'x.json')],
+      ['sh', '-c', `touch ${marker}; exit 5`],
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /^trustrun: --json-file .*no-such-dir\/x\.json: cannot write in .*no-such-dir \(ENOENT\)\n/,
+    );
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it('the session names the policy by its name, and the address the proxy listened on', async () => {
     const file = join(w.dir, 'named.json');
     const r = await trustrunRun(w, ['--policy', policy, '--json-file', file], ['true']);
