@@ -1,7 +1,11 @@
 import { Command } from 'commander';
-import { VERSION } from '../core/index.js';
+import { existsSync } from 'node:fs';
+import { TrustRunError, VERSION } from '../core/index.js';
 
 type CommandModule = { register(program: Command): void };
+
+/** The commands a --policy given before the command applies to (learn and server ignore it). */
+const POLICY_COMMANDS = new Set(['run', 'proxy', 'watch', 'scan']);
 
 /**
  * The commands, each in its own file under commands/ exporting `register(program)`. They are
@@ -29,7 +33,10 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
  */
 export function commandsFor(argv: readonly string[]): string[] {
   const args = argv.slice(2);
-  const at = args.findIndex((a) => !a.startsWith('-'));
+  // The value of a --policy given before the command is not the command.
+  const at = args.findIndex(
+    (a, i) => !a.startsWith('-') && !(i > 0 && /^(-p|--policy)$/.test(args[i - 1] ?? '')),
+  );
   const first = at === -1 ? undefined : args[at];
   // `trustrun --help proxy` is the program's help, which lists every command.
   const programHelp = args
@@ -60,6 +67,22 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
       outputError: (str, write) => write(`trustrun: ${str.replace(/^error: /, '')}`),
     });
   program.enablePositionalOptions();
+  // The earlier tool took --policy before the command (ORIGINAL.md); it still works there.
+  program.option(
+    '-p, --policy <file>',
+    'policy file for run, proxy, watch and scan, given before the command (as the earlier tool took it)',
+  );
+  program.hook('preAction', (_root, action) => {
+    const file = program.opts<{ policy?: string }>().policy;
+    if (file === undefined || !POLICY_COMMANDS.has(action.name())) return;
+    if (action.parent !== program) return;
+    if (!existsSync(file)) {
+      throw new TrustRunError('TR_USAGE', `--policy ${file}: no such file`);
+    }
+    if (action.getOptionValue('policy') === undefined) {
+      action.setOptionValueWithSource('policy', file, 'cli');
+    }
+  });
   const names = argv ? commandsFor(argv) : Object.keys(COMMANDS);
   const modules = await Promise.all(names.map((name) => COMMANDS[name]!()));
   for (const mod of modules) mod.register(program);

@@ -24,7 +24,11 @@ export function judgeFinding(finding: Finding, policy: PolicyAdapter): void {
   else if (verdict.violation && finding.severity === 'info') finding.severity = 'warning';
 }
 
-/** "blocked by rule `*.openai.com` (#0): reason" — one line for the text and SARIF output. */
+/**
+ * "blocked by rule `*.openai.com` (#1): reason" — one line for the text and SARIF output. The
+ * rule is numbered from 1, as in every message (`policy check`, `policy test`); the JSON's
+ * `ruleIndex` counts from 0.
+ */
 export function describeVerdict(finding: Finding): string | null {
   const v = finding.verdict;
   if (!v) return null;
@@ -32,7 +36,7 @@ export function describeVerdict(finding: Finding): string | null {
   const by =
     v.rule === null
       ? 'the policy default'
-      : `rule \`${v.rule}\`${v.ruleIndex === null ? '' : ` (#${v.ruleIndex})`}`;
+      : `rule \`${v.rule}\`${v.ruleIndex === null ? '' : ` (#${v.ruleIndex + 1})`}`;
   const policy = v.policy ? ` in policy ${v.policy}` : '';
   return `${verb} by ${by}${policy}${v.reason ? `: ${v.reason}` : ''}`;
 }

@@ -54,7 +54,19 @@ describe('trustrun scan (the built program)', () => {
     const r = trustrun(['scan', '.', '--policy', 'policy.yaml'], root);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('TrustRun scanning . with policy no-openai');
-    expect(r.stderr).toContain('blocked by rule `*.openai.com` (#0) in policy no-openai: no BAA');
+    expect(r.stderr).toContain('blocked by rule `*.openai.com` (#1) in policy no-openai: no BAA');
+  });
+
+  it('takes --policy (or -p) before the command too, as the earlier tool did', () => {
+    const root = project({ 'policy.yaml': BLOCK_OPENAI });
+    for (const flag of ['--policy', '-p']) {
+      const r = trustrun([flag, 'policy.yaml', 'scan', '.', '--no-store'], root);
+      expect(r.code, flag).toBe(1);
+      expect(r.stderr, flag).toContain('TrustRun scanning . with policy no-openai');
+    }
+    const missing = trustrun(['--policy', 'nope.yaml', 'scan', '.'], root);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('trustrun: --policy nope.yaml: no such file\n');
   });
 
   it.each([

@@ -104,7 +104,7 @@ describe('SARIF output', () => {
     const blocked = run.results.find((x) => x.ruleId === 'python_url_literal');
     expect(blocked?.level).toBe('error');
     expect((blocked?.message as { text: string }).text).toContain(
-      'blocked by rule `*.openai.com` (#0)',
+      'blocked by rule `*.openai.com` (#1)',
     );
     const killed = run.results.find((x) => x.ruleId === 'ip_literal');
     expect(killed?.level).toBe('error');
@@ -141,8 +141,8 @@ describe('text output', () => {
     expect(text).toMatch(
       /^ {2}2:14 +critical +python_url_literal, url +https:\/\/api\.openai\.com\/v1\/chat$/m,
     );
-    expect(text).toMatch(/^ +blocked by rule `\*\.openai\.com` \(#0\) in policy fake: no BAA$/m);
-    expect(text).toMatch(/^ +killed by rule `10\.0\.0\.0\/8` \(#1\) in policy fake$/m);
+    expect(text).toMatch(/^ +blocked by rule `\*\.openai\.com` \(#1\) in policy fake: no BAA$/m);
+    expect(text).toMatch(/^ +killed by rule `10\.0\.0\.0\/8` \(#2\) in policy fake$/m);
     expect(text).toContain('Skipped:\n  big.txt (too large, 2.0 KiB)\n');
     expect(text).toMatch(/^Scanned 3 files \(1 skipped\) in \d+\.\d\ds$/m);
     expect(text).toContain(
