@@ -128,15 +128,33 @@ function genericKeyHit(m: RegExpExecArray, text: string): Hit | null {
   });
 }
 
+/**
+ * Passwords given as parameters of a database URL: in its query (`?user=a&password=x`) or as
+ * `;key=value` parts (`jdbc:sqlserver://h:1433;user=u;password=x`). Offsets into the URL;
+ * placeholders are left out, as in `userinfoPassword`.
+ */
+export function parameterPasswords(url: string): [number, number][] {
+  const out: [number, number][] = [];
+  const re = /[?&;](?:password|passwd|pwd|pass)=([^&;#\s]*)/dgi;
+  for (let m = re.exec(url); m !== null; m = re.exec(url)) {
+    const [start, end] = (m.indices as RegExpIndicesArray)[1] as [number, number];
+    if (end > start && !/^[$%{<*]/.test(url.slice(start, end))) out.push([start, end]);
+  }
+  return out;
+}
+
 function databaseHit(m: RegExpExecArray): Hit | null {
   const url = trimUrl(m[0]);
   const dest = parseDestination(url);
   if (!dest || isLoopbackHost(dest.host)) return null;
-  const pw = userinfoPassword(url);
+  const userinfo = userinfoPassword(url);
+  const passwords = [...(userinfo ? [userinfo] : []), ...parameterPasswords(url)];
   return hit('database_url', m.index, url, {
     endpoint: url,
-    severity: pw ? 'critical' : 'warning',
-    ...(pw ? { masks: [[m.index + pw[0], m.index + pw[1]]] } : {}),
+    severity: passwords.length > 0 ? 'critical' : 'warning',
+    ...(passwords.length > 0
+      ? { masks: passwords.map(([a, b]): [number, number] => [m.index + a, m.index + b]) }
+      : {}),
   });
 }
 

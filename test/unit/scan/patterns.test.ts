@@ -228,4 +228,19 @@ describe('database_url', () => {
   it('leaves local databases alone', async () => {
     expect(await scanText('redis://localhost:6379/0 postgres://u:p@127.0.0.1/x')).toEqual([]);
   });
+
+  it('a password given as a parameter is critical and masked everywhere', async () => {
+    for (const [line, secret] of [
+      ['"jdbc:postgresql://pg.x.org:5432/db?user=a&password=secretpw1"', 'secretpw1'],
+      ['"postgresql://db.x.org/cohort?user=bob&password=PlainPw123&ssl=true"', 'PlainPw123'],
+      ['"jdbc:sqlserver://sql.x.org:1433;user=u;password=SqlPw456;encrypt=true"', 'SqlPw456'],
+      ['"mysql://my.x.org/app?PWD=MyPw789"', 'MyPw789'],
+    ] as const) {
+      const fs = await scanText(line);
+      expect(fs.map((f) => [f.kind, f.severity]), line).toEqual([['database_url', 'critical']]);
+      expect(JSON.stringify(fs), line).not.toContain(secret);
+    }
+    const placeholder = await scanText('"postgresql://db.x.org/app?password=${DB_PASSWORD}"');
+    expect(placeholder.map((f) => f.severity)).toEqual(['warning']);
+  });
 });
