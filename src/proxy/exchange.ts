@@ -318,8 +318,10 @@ export async function handleExchange(
     const c = clientGone
       ? { outcome: 'client_abort' as const, status: 499, reason: 'client closed the connection' }
       : classifyUpstreamError(err);
+    // The upstream's status was forwarded only if its head went out (with the first body bytes).
+    const forwarded = res.headersSent;
     if (!clientGone) {
-      if (res.headersSent) res.destroy();
+      if (forwarded) res.destroy();
       else {
         req.resume();
         reply(res, c.status, `TrustRun could not complete this request: ${c.reason}\n`);
@@ -327,7 +329,7 @@ export async function handleExchange(
     }
     complete({
       endedAt: Date.now(),
-      status: relay.status ?? c.status,
+      status: forwarded || clientGone ? (relay.status ?? c.status) : c.status,
       responseHeaders: relay.responseHeaders,
       requestBody: reqTap instanceof BodyTap ? reqTap.capture() : null,
       responseBody: relay.captured(),

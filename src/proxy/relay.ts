@@ -22,6 +22,12 @@ export class Relay implements Dispatcher.DispatchHandler {
   private reject: ((err: Error) => void) | null = null;
   private settled = false;
   private gone: Error | null = null;
+  /**
+   * The response head, written with the first body bytes or at the end (Node sends a head only
+   * then anyway): an upstream that breaks its framing before any body byte still gets the client
+   * a 502 instead of a head followed by a cut connection.
+   */
+  private head: (string | string[])[] | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -90,18 +96,28 @@ export class Relay implements Dispatcher.DispatchHandler {
         }
       }
     }
+    this.head = fwd.flat;
+    return true;
+  }
+
+  /** Writes the head kept by onHeaders; false when Node refused it (the relay has failed). */
+  private writeHead(): boolean {
+    const head = this.head;
+    if (head === null) return true;
+    this.head = null;
     try {
-      this.res.writeHead(statusCode, fwd.flat);
+      this.res.writeHead(this.status as number, head);
+      return true;
     } catch (err) {
       this.abortUpstream?.(err as Error);
       this.fail(err as Error);
       return false;
     }
-    return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.settled || this.res.destroyed) return false;
+    if (!this.writeHead()) return false;
     this.size += chunk.length;
     this.relayed(chunk.length);
     this.capture?.add(chunk);
@@ -116,6 +132,7 @@ export class Relay implements Dispatcher.DispatchHandler {
       this.fail(this.gone ?? new Error('client closed the connection'));
       return;
     }
+    if (!this.writeHead()) return;
     this.res.end(this.onFinish);
   }
 

@@ -198,15 +198,21 @@ export function classifyUpstreamError(err: unknown): {
   ) {
     return { outcome: 'upstream_timeout', status: 504, reason: `${code}: ${message}` };
   }
+  // undici's parser errors do not always carry an HPE_ code (a bad chunk size has none), its
+  // header overflow has its own code, and an unexpected 1xx is a socket error "bad response".
+  const name = String(inner?.name ?? e?.name ?? '');
   if (
     code.startsWith('HPE_') ||
+    name === 'HTTPParserError' ||
+    code === 'UND_ERR_HEADERS_OVERFLOW' ||
+    (code === 'UND_ERR_SOCKET' && message === 'bad response') ||
     code === 'UND_ERR_INFO' ||
     code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
   ) {
     return {
       outcome: 'upstream_protocol',
       status: 502,
-      reason: `malformed upstream response: ${code}: ${message}`,
+      reason: `malformed upstream response: ${code || name}: ${message}`,
     };
   }
   if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {

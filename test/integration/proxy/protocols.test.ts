@@ -621,6 +621,38 @@ describe('hostile upstream', () => {
     expect(h.recorder.requests[0]!.outcome).toBe('upstream_protocol');
   });
 
+  it.each([
+    [
+      'a bad chunk size before any body byte',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+    ],
+    ['a head over the header limit', `HTTP/1.1 200 OK\r\nX-A: ${'a'.repeat(70_000)}\r\n\r\n`],
+    [
+      'an unasked-for 100 Continue',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+    ],
+  ])('answers 502 for %s and records it as upstream_protocol', async (_label, answer) => {
+    const srv = createNetServer((s) => s.on('data', () => s.end(answer)));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as AddressInfo).port;
+    const h = await startProxy({
+      level: 'headers',
+      resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
+    });
+    closers.push(
+      () => h.close(),
+      () => new Promise((r) => srv.close(() => r())),
+    );
+    const out = await raw(
+      h,
+      'GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n',
+      2000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 502/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ status: 502, outcome: 'upstream_protocol' });
+  });
+
   it('records an upstream reset mid-body and stays up', async () => {
     const upstream = await startUpstream({
       leaf: await makeLeaf(upstreamCa, ['api.example.test']),
