@@ -237,7 +237,10 @@ describe('database_url', () => {
       ['"mysql://my.x.org/app?PWD=MyPw789"', 'MyPw789'],
     ] as const) {
       const fs = await scanText(line);
-      expect(fs.map((f) => [f.kind, f.severity]), line).toEqual([['database_url', 'critical']]);
+      expect(
+        fs.map((f) => [f.kind, f.severity]),
+        line,
+      ).toEqual([['database_url', 'critical']]);
       expect(JSON.stringify(fs), line).not.toContain(secret);
     }
     const placeholder = await scanText('"postgresql://db.x.org/app?password=${DB_PASSWORD}"');
