@@ -294,6 +294,11 @@ export async function handleExchange(
     }
   });
 
+  // While the upstream works on the request the client's connection is quiet, not idle: its idle
+  // limit (120 s) would otherwise cut a response the upstream may take up to its own header
+  // timeout (300 s) to start. The limit applies again once the exchange is over.
+  const clientSocket = req.socket;
+  clientSocket.setTimeout(0);
   try {
     await relay.run(env.agent, {
       origin: `${tunnel.scheme}://${tunnel.host.includes(':') ? `[${tunnel.host}]` : tunnel.host}:${tunnel.port}`,
@@ -344,5 +349,7 @@ export async function handleExchange(
       { host: tunnel.host, port: tunnel.port, outcome: c.outcome, reason: c.reason },
       'request failed',
     );
+  } finally {
+    if (!clientSocket.destroyed) clientSocket.setTimeout(limits.idleTimeoutMs);
   }
 }

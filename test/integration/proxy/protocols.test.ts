@@ -550,6 +550,33 @@ describe('slow clients (a 500 ms header timeout)', () => {
   });
 });
 
+describe('a slow upstream', () => {
+  it("is waited for past the client connection's idle limit (its own header timeout applies)", async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+      handler: (_req, res) => setTimeout(() => res.end('late'), 900),
+    });
+    const h = await startProxy({
+      level: 'headers',
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+      limits: { ...DEFAULT_LIMITS, idleTimeoutMs: 300 },
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const answer = readAll(t, 4000);
+    t.write('GET /slow HTTP/1.1\r\nHost: api.example.test\r\n\r\n');
+    const out = await answer;
+    expect(out).toMatch(/^HTTP\/1.1 200/);
+    expect(out).toMatch(/late$/);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ status: 200, outcome: 'ok' });
+  });
+});
+
 describe('closing the proxy', () => {
   it('ends the records of open tunnels, with their byte counts, before close() returns', async () => {
     for (const level of ['metadata', 'headers'] as const) {
