@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { TrustRunError, dataPaths } from '../../core/index.js';
+import { TrustRunError, dataPaths, formatError } from '../../core/index.js';
 import {
   learnPolicy,
   parsePolicy,
@@ -14,7 +14,7 @@ import { openStore, type RequestRow, type SessionRow, type Store } from '../../s
 import { dataDirFrom } from '../common.js';
 import { everyRow } from '../store.js';
 import { addProxyOptions, type ProxyCommandOptions } from './proxy.js';
-import { runChild } from './run.js';
+import { CommandNotRunnable, runChild } from './run.js';
 
 export interface LearnCommandOptions extends Partial<ProxyCommandOptions> {
   session?: string;
@@ -293,7 +293,17 @@ export function register(program: Command): void {
         'learn: nothing to learn from (usage: trustrun learn --session ID, or trustrun learn -- CMD [ARGS...])',
       );
     }
-    process.exitCode = await learnRunCommand(command, opts);
+    try {
+      process.exitCode = await learnRunCommand(command, opts);
+    } catch (err) {
+      // As run: a command that cannot start is 127 (not found) or 126 (not executable).
+      if (err instanceof CommandNotRunnable) {
+        process.stderr.write(`trustrun: ${formatError(err)}\n`);
+        process.exitCode = err.exitCode;
+        return;
+      }
+      throw err;
+    }
   });
   // Like run: a free port unless told otherwise.
   const port = cmd.options.find((o) => o.long === '--port');

@@ -304,6 +304,16 @@ describe('trustrun learn -- CMD', () => {
     },
   );
 
+  it('a command that cannot start: 127 with one line, as run', async () => {
+    const r = await trustrun(
+      ['learn', '--data-dir', w.dataDir, '--', 'no-such-command-xyz'],
+      w.env,
+      w.dir,
+    );
+    expect(r.code).toBe(127);
+    expect(r.stderr).toBe('trustrun: command not found: no-such-command-xyz\n');
+  });
+
   it.skipIf(!requireClient('curl'))(
     "warns with the command's own exit status, not trustrun's (an alert makes trustrun's 1)",
     async () => {
