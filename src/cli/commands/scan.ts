@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { TrustRunError, VERSION, formatError } from '../../core/index.js';
 import { loadPolicy } from '../../policy/index.js';
 import {
@@ -107,6 +107,10 @@ export async function scanCommand(
   }
   const format = chooseFormat(opts);
   if (!existsSync(dir)) throw new TrustRunError('TR_USAGE', `scan: no such directory: ${dir}`);
+  // Checked before the report's header, so a usage error stays one line.
+  if (!statSync(dir).isDirectory()) {
+    throw new TrustRunError('TR_USAGE', `scan: not a directory: ${dir}`);
+  }
   const policy = opts.policy ? await policyAdapter(opts.policy, io) : null;
   if (format === 'text') io.err(scanHeader(dir, policy?.name ?? null) + '\n\n');
   const progress = progressLine(io);

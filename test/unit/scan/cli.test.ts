@@ -72,6 +72,7 @@ describe('trustrun scan (the built program)', () => {
   it.each([
     [['scan'], 'trustrun: scan: missing directory (usage: trustrun scan DIR)\n'],
     [['scan', 'does-not-exist'], 'trustrun: scan: no such directory: does-not-exist\n'],
+    [['scan', 'app.py'], 'trustrun: scan: not a directory: app.py\n'],
     [
       ['scan', '.', '--format', 'xml'],
       "trustrun: scan: unknown --format 'xml' (use text, json or sarif)\n",
