@@ -3,7 +3,7 @@
  * the input and feed the OpenAPI document.
  */
 import type { Context, Hono } from 'hono';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ApiError, type ApiIssue } from './errors.js';
 
 export type Method = 'get' | 'post' | 'put' | 'delete';
@@ -56,6 +56,8 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
+const NO_QUERY = z.strictObject({});
+
 export class Router {
   readonly specs: RouteSpec<never, never, never>[] = [];
 
@@ -65,7 +67,11 @@ export class Router {
     this.specs.push(spec as unknown as RouteSpec<never, never, never>);
     this.app.on(spec.method.toUpperCase(), spec.path, async (c) => {
       const params = parse(spec.params, c.req.param(), 'params');
-      const query = parse(spec.query, c.req.query(), 'query');
+      // A route without a query schema takes no query parameters: any is refused, like an
+      // unknown one where there is a schema (its schemas are strict).
+      const query = spec.query
+        ? parse(spec.query, c.req.query(), 'query')
+        : (parse(NO_QUERY, c.req.query(), 'query') as Q);
       const body = spec.body ? parse(spec.body, await readJson(c), 'body') : (undefined as B);
       const out = await spec.handler(c, { params, query, body });
       return out instanceof Response ? out : c.json(out as object);

@@ -76,6 +76,18 @@ describe('sessions', () => {
     expect((await json('/api/sessions?q=api.example.test')).items.map((x) => x.id)).toEqual([s.id]);
   });
 
+  it('refuses unknown query parameters, also on routes that take none', async () => {
+    for (const path of [
+      '/api/sessions?foo=1',
+      `/api/sessions/${f.sessionId}?foo=1`,
+      '/api/policies?foo=1',
+      `/api/requests/${f.requestIds[0]}?foo=1`,
+    ]) {
+      const e = await bad(path);
+      expect(e.code, path).toBe('TR_BAD_REQUEST');
+    }
+  });
+
   it('gives one session with its counts, 404 for an unknown one, 400 for a bad id', async () => {
     const s = await json(`/api/sessions/${f.sessionId}`);
     expect(s.counts).toMatchObject({ connections: 1, requests: 5, violations: 2 });
