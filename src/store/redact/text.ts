@@ -11,7 +11,7 @@ import { Applied, isMarker, marker, type Redaction } from './types.js';
 const GAP = String.raw`[^A-Za-z0-9\n]{0,6}(?:(?:is|was|on|no\.?|num(?:ber)?|value)[^A-Za-z0-9\n]{0,6})?`;
 
 /** The start of key=value, key: value, "key": … (the value is matched separately, see VALUE). */
-const KEY_HEAD = /(?<![\w.-])(["']?)([A-Za-z_][\w.-]{0,127})\1([ \t]*[:=][ \t]*)/g;
+const KEY_HEAD = /(?<![\w.%-])(["']?)([A-Za-z_%][\w.%-]{0,127})\1([ \t]*[:=][ \t]*)/g;
 
 /**
  * The value after a secret key: a marker, a quoted string (possibly cut off), or a bare word.

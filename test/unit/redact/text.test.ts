@@ -146,6 +146,13 @@ table('secrets written as key=value in text', [
   ['<ns:ssn>123456789</ns:ssn>', '<ns:ssn>[REDACTED:ssn]</ns:ssn>'],
   ['token=abc==', 'token=[REDACTED:token]'],
   ['AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG', 'AWS_SECRET_ACCESS_KEY=[REDACTED:secret]'],
+  // A key spelled with percent-encoding is the same key (an echoed URL in a response body).
+  [
+    '{"path":"/v1/a?Access%5FToken=PCTENCsecret7777&x=1"}',
+    '{"path":"/v1/a?Access%5FToken=[REDACTED:token]&x=1"}',
+  ],
+  ['see ?api%5Fkey=k9k9k9 here', 'see ?api%5Fkey=[REDACTED:api-key] here'],
+  ['%70assword=hunter2', '%70assword=[REDACTED:password]'],
 ]);
 
 table('secrets: near misses stay', [
