@@ -33,3 +33,14 @@ export function encodeKeepingMarkers(text: string): string {
     .map((part, i) => (i % 2 === 1 ? part : encodeURIComponent(part)))
     .join('');
 }
+
+/**
+ * How a redacted URL component or form field is written back: as it was when nothing was
+ * masked; as the redacted text when the original had no percent-encoding (so the unmasked text
+ * keeps its spelling: `free text SSN [REDACTED:ssn] ok`, not `free%20text%20…`); re-encoded
+ * otherwise.
+ */
+export function respell(raw: string, decoded: string, shown: string): string {
+  if (shown === decoded) return raw;
+  return raw === decoded ? shown : encodeKeepingMarkers(shown);
+}

@@ -2,7 +2,7 @@
  * URL redaction: userinfo, secret query/fragment/matrix parameters, and PHI in path segments and
  * parameter values. Everything that is not masked keeps its original spelling and encoding.
  */
-import { encodeKeepingMarkers, percentDecode } from './percent.js';
+import { encodeKeepingMarkers, percentDecode, respell } from './percent.js';
 import { phiKeyKind, secretKeyKind } from './keys.js';
 import { redactTextInto } from './text.js';
 import { Applied, isMarker, locationPart, marker, type Redaction } from './types.js';
@@ -46,7 +46,7 @@ function redactPlainValue(
       : redactTextInto(decoded, local, location);
   if (out === decoded) return raw;
   applied.addAll(local.list(), location);
-  return encodeKeepingMarkers(out);
+  return respell(raw, decoded, out);
 }
 
 interface ParamContext {
@@ -98,7 +98,7 @@ export function redactParamsInto(
       const rawKey = eq < 0 ? pair : pair.slice(0, eq);
       const key = percentDecode(rawKey, true);
       const shownKey = redactTextInto(key, applied, `${prefix}key`);
-      const newKey = shownKey === key ? rawKey : encodeKeepingMarkers(shownKey);
+      const newKey = respell(rawKey, key, shownKey);
       if (eq < 0) return newKey;
       const raw = pair.slice(eq + 1);
       const location = `${prefix}${locationPart(shownKey)}`;

@@ -324,6 +324,20 @@ describe('redactBody: forms, multipart, text', () => {
     });
   });
 
+  it('keeps the spelling of the unmasked text in a form body (curl --data with prose)', () => {
+    const form = { contentType: 'application/x-www-form-urlencoded' };
+    expect(redactBody(Buffer.from('free text SSN 123-45-6789 ok'), form).text).toBe(
+      'free text SSN [REDACTED:ssn] ok',
+    );
+    expect(redactBody(Buffer.from('note=born: DOB 01/02/1980, ok&n=1'), form).text).toBe(
+      'note=born: DOB [REDACTED:dob], ok&n=1',
+    );
+    // An encoded field is written back encoded.
+    expect(redactBody(Buffer.from('note=SSN%20123-45-6789'), form).text).toBe(
+      'note=SSN%20[REDACTED:ssn]',
+    );
+  });
+
   it('redacts multipart parts by name and content, and hides binary parts', () => {
     const b = 'XyZ123';
     const body = Buffer.concat([
