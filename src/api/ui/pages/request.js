@@ -30,7 +30,12 @@ function bodyView(title, b) {
       'section',
       {},
       h('h3', {}, title),
-      h('p', {}, 'Not recorded (bodies are captured at the full level).'),
+      h(
+        'p',
+        {},
+        'None recorded: there was no body, the session did not keep bodies (only the full ' +
+          'level does), or the request was refused before its body was read.',
+      ),
     );
   const note = [b.truncated ? 'truncated at --max-body' : null, b.note ?? null]
     .filter(Boolean)
