@@ -505,6 +505,10 @@ export function register(program: Command): void {
     .option('--json', 'after the command exited, print the summary as one JSON line on stdout')
     .option('--json-file <file>', 'write the summary as JSON to FILE')
     .option(
+      '--no-tui',
+      "accepted for the earlier tool's scripts: trustrun has no interactive screen and always prints plain lines",
+    )
+    .option(
       '--interval <ms>',
       "how often the command's sockets are polled for connections that bypass the proxy",
       intOption('--interval', 1, 60_000),

@@ -240,6 +240,10 @@ export function register(program: Command): void {
     .argument('<pid>', 'process id to watch (its children are followed too)')
     .option('--policy <file>', 'policy file (YAML) to check connections against')
     .option(
+      '--no-tui',
+      "accepted for the earlier tool's scripts: trustrun has no interactive screen and always prints plain lines",
+    )
+    .option(
       '--interval <ms>',
       'poll interval in milliseconds',
       intOption('--interval', 1, 60_000),

@@ -175,6 +175,12 @@ describe('exit codes', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it("accepts the earlier tool's --no-tui (trustrun always prints plain lines)", async () => {
+    const r = await trustrunRun(w, ['--no-tui'], ['sh', '-c', 'exit 4']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).not.toContain('unknown option');
+  });
+
   it('the session names the policy by its name, and the address the proxy listened on', async () => {
     const file = join(w.dir, 'named.json');
     const r = await trustrunRun(w, ['--policy', policy, '--json-file', file], ['true']);
