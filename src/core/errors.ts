@@ -44,8 +44,31 @@ export function isTrustRunError(err: unknown, code?: ErrorCode): err is TrustRun
   return err instanceof TrustRunError && (code === undefined || err.code === code);
 }
 
+/** What a file system error says about a path the user gave (no such directory, a file in the way, ...). */
+const PATH_CODES: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'is a directory',
+  EEXIST: 'already exists',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+};
+
+/** A Node file system error naming a path, or null. */
+function pathError(err: unknown): { code: string; path: string; syscall: string } | null {
+  const e = err as NodeJS.ErrnoException | null;
+  if (!(e instanceof Error) || typeof e.path !== 'string' || typeof e.code !== 'string')
+    return null;
+  return Object.hasOwn(PATH_CODES, e.code)
+    ? { code: e.code, path: e.path, syscall: e.syscall ?? 'use' }
+    : null;
+}
+
 /** Usage and input mistakes exit 2; everything else that stops a command exits 1. */
 export function exitCodeFor(err: unknown): number {
+  // A path that does not fit (a missing directory for -o, a file where a directory should be).
+  if (pathError(err) !== null) return 2;
   if (!(err instanceof TrustRunError)) return 1;
   switch (err.code) {
     case 'TR_USAGE':
@@ -66,6 +89,8 @@ export function formatError(err: unknown): string {
   if (err instanceof TrustRunError) {
     return err.hint ? `${err.message}\n  ${err.hint}` : err.message;
   }
+  const p = pathError(err);
+  if (p !== null) return `cannot ${p.syscall} ${p.path}: ${p.code} (${PATH_CODES[p.code]})`;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }

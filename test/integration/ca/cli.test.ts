@@ -1,7 +1,7 @@
 /** The real `bin/trustrun.js` (built dist/), as a user runs it. */
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LeafMinter, loadOrCreateCa } from '../../../src/ca/index.js';
@@ -117,6 +117,21 @@ describe('trustrun ca', () => {
     );
     const format = await trustrun(['ca', 'export', '--format', 'p7b', '--data-dir', paths.root]);
     expect(format.code).toBe(2);
+    // A path that does not fit: one line naming it, exit 2, no "Error:" dump.
+    const out = join(paths.root, 'no-such-dir', 'ca.pem');
+    const missing = await trustrun(['ca', 'export', '-o', out, '--data-dir', paths.root]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(
+      `trustrun: cannot open ${out}: ENOENT (no such file or directory)\n`,
+    );
+    const file = join(paths.root, 'a-file');
+    await mkdir(paths.root, { recursive: true });
+    await writeFile(file, 'x');
+    const inTheWay = await trustrun(['ca', 'init', '--data-dir', file]);
+    expect(inTheWay.code).toBe(2);
+    expect(inTheWay.stderr).toMatch(
+      /^trustrun: cannot \w+ .*a-file.*: (ENOTDIR|EEXIST) \([a-z ]+\)\n$/,
+    );
   });
 
   it('refuses a CA key readable by others, naming the file and the fix', async () => {
