@@ -17,7 +17,7 @@ import {
   v6Key,
   type Ip,
 } from './ip.js';
-import { normalizePath } from './path.js';
+import { broadPath, broadPattern, normalizePath } from './path.js';
 import type { CompiledPolicy, FlatRule, PolicyFormat } from './types.js';
 import { defaultVerdict, ruleVerdict } from './verdict.js';
 
@@ -25,6 +25,10 @@ interface RuleState {
   readonly ports: readonly number[] | null;
   readonly methods: readonly string[] | null;
   readonly paths: RegExp | null;
+  /** The same globs read the broad way (path.ts), for the broad reading of a request's path. */
+  readonly broadPaths: RegExp | null;
+  /** An allow rule: its paths must match both readings of a path, any other rule either. */
+  readonly allow: boolean;
   /** Has methods or paths: decided only on a decrypted request. */
   readonly request: boolean;
   /** From a legacy file: a network rule looks at the connected address only. */
@@ -66,6 +70,8 @@ interface Query {
   port: number;
   method: string | null;
   path: string | null;
+  /** The broad reading of the path (path.ts). */
+  broadPath: string | null;
   /** CONNECT time: methods/paths are not checked (a request rule counts as a match). */
   connect: boolean;
 }
@@ -157,6 +163,8 @@ class Evaluator {
         ports: rule.ports.length > 0 ? rule.ports : null,
         methods: rule.methods.length > 0 ? rule.methods : null,
         paths: rule.paths.length > 0 ? compilePathGlobs(rule.paths) : null,
+        broadPaths: rule.paths.length > 0 ? compilePathGlobs(rule.paths.map(broadPattern)) : null,
+        allow: rule.action === 'allow',
         request: rule.methods.length > 0 || rule.paths.length > 0,
         legacy,
         glob,
@@ -177,7 +185,12 @@ class Evaluator {
     if (r.ports !== null && !r.ports.includes(q.port)) return false;
     if (q.connect || !r.request) return true;
     if (r.methods !== null && (q.method === null || !r.methods.includes(q.method))) return false;
-    if (r.paths !== null && (q.path === null || !r.paths.test(q.path))) return false;
+    if (r.paths !== null) {
+      if (q.path === null || q.broadPath === null) return false;
+      const strict = r.paths.test(q.path);
+      const broad = (r.broadPaths as RegExp).test(q.broadPath);
+      if (r.allow ? !(strict && broad) : !(strict || broad)) return false;
+    }
     return true;
   }
 
@@ -246,6 +259,7 @@ class Evaluator {
       port: subject.port,
       method: subject.method ? subject.method.toUpperCase() : null,
       path: subject.path !== undefined && subject.path !== '' ? normalizePath(subject.path) : null,
+      broadPath: subject.path !== undefined && subject.path !== '' ? broadPath(subject.path) : null,
       connect,
     };
     let best = Number.MAX_SAFE_INTEGER;

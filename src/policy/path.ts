@@ -1,14 +1,19 @@
 /**
- * Request paths are normalised before path globs see them, the way some server will read them:
- * the query and fragment are dropped, percent-encoded unreserved characters are decoded
- * (`%61dmin` is `admin`), an encoded slash or backslash and a backslash are a slash
- * (`/admin%2fy`, `/admin\y`), `;parameters` are dropped from each segment (`/admin;x/y`, as
- * Tomcat and Spring read it), the path ends at an encoded NUL (`/admin%00.html`), repeated
- * slashes are one (`//admin`, as nginx merges them), and `.`/`..` segments are resolved
- * (`/v1/../admin` is `/admin`). So a rule on `/admin/*` cannot be stepped around by spelling the
- * path differently. Reading a path more broadly than a given server does can only make a path
- * rule match more often: a block rule blocks every spelling, and an allow rule's prefix cannot
- * be escaped with `..` hidden in one.
+ * Request paths are read two ways before path globs see them, because servers disagree on
+ * what a path means:
+ *
+ * - the **strict** reading, the way every server reads it: the query and fragment dropped,
+ *   percent-encoded unreserved characters decoded (`%61dmin` is `admin`), `.`/`..` segments
+ *   resolved (`/v1/../admin` is `/admin`);
+ * - the **broad** reading adds what some servers do: an encoded slash or backslash, and a
+ *   backslash, are a slash (`/admin%2fy`, `/admin\y`), `;parameters` are dropped from each
+ *   segment (`/admin;x/y`, as Tomcat and Spring read it), the path ends at an encoded NUL
+ *   (`/admin%00.png`), and repeated slashes are one (`//admin`, as nginx merges them).
+ *
+ * A rule that refuses or flags (block, kill, alert) matches when either reading matches it; an
+ * allow rule only when both do (its patterns read the broad way too, so `/a%2Fb/*` still
+ * allows `/a%2Fb/x`). So no spelling steps around a block rule, and no spelling widens an allow
+ * rule (`/public/x%00/../../admin` is `/admin` in the strict reading).
  */
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
@@ -39,7 +44,19 @@ function removeDotSegments(p: string): string {
   return '/' + out.join('/');
 }
 
+/** The strict reading of a request path (see above). */
 export function normalizePath(raw: string): string {
+  let p = raw;
+  const cut = p.search(/[?#]/);
+  if (cut >= 0) p = p.slice(0, cut);
+  if (p === '' || p[0] !== '/') p = '/' + p;
+  if (p.indexOf('%') >= 0) p = decodeUnreserved(p);
+  if (p.indexOf('/.') >= 0) p = removeDotSegments(p);
+  return p;
+}
+
+/** The broad reading of a request path (see above). */
+export function broadPath(raw: string): string {
   let p = raw;
   const cut = p.search(/[?#]/);
   if (cut >= 0) p = p.slice(0, cut);
@@ -49,9 +66,22 @@ export function normalizePath(raw: string): string {
     p = decodeUnreserved(p).replace(/%2F|%5C/g, '/');
   }
   if (p.indexOf('\\') >= 0) p = p.replace(/\\/g, '/');
+  p = broadSlashes(p);
+  return p.indexOf('/.') >= 0 ? removeDotSegments(p) : p;
+}
+
+/**
+ * A rule's path glob read the broad way: encoded slashes as slashes, `;parameters` dropped,
+ * repeated slashes merged (glob characters are left alone).
+ */
+export function broadPattern(glob: string): string {
+  return broadSlashes(glob.replace(/%2F|%5C/gi, '/'));
+}
+
+function broadSlashes(path: string): string {
+  let p = path;
   if (p.indexOf(';') >= 0) p = p.replace(/;[^/]*/g, '');
   if (p === '' || p[0] !== '/') p = '/' + p;
   if (p.indexOf('//') >= 0) p = p.replace(/\/{2,}/g, '/');
-  if (p.indexOf('/.') >= 0) p = removeDotSegments(p);
   return p;
 }

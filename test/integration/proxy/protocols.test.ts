@@ -659,7 +659,10 @@ describe('hostile upstream', () => {
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ],
   ])('answers 502 for %s and records it as upstream_protocol', async (_label, answer) => {
-    const srv = createNetServer((s) => s.on('data', () => s.end(answer)));
+    const srv = createNetServer((s) => {
+      s.on('error', () => undefined); // the proxy resets it after a head too large
+      s.on('data', () => s.end(answer));
+    });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as AddressInfo).port;
     const h = await startProxy({
