@@ -294,11 +294,25 @@ export async function handleExchange(
     }
   });
 
-  // While the upstream works on the request the client's connection is quiet, not idle: its idle
-  // limit (120 s) would otherwise cut a response the upstream may take up to its own header
-  // timeout (300 s) to start. The limit applies again once the exchange is over.
+  // Once the request is all sent, and until the response head goes out, the client's
+  // connection is quiet, not idle: its idle limit (120 s) would otherwise cut a response the
+  // upstream may take up to its own header timeout (300 s) to start. The limit stays on while
+  // the client uploads and while the response streams.
   const clientSocket = req.socket;
-  clientSocket.setTimeout(0);
+  let waiting = false;
+  const quiet = () => {
+    if (relay.headWritten || clientSocket.destroyed) return;
+    clientSocket.setTimeout(0);
+    waiting = true;
+  };
+  const awake = () => {
+    if (!waiting) return;
+    waiting = false;
+    if (!clientSocket.destroyed) clientSocket.setTimeout(limits.idleTimeoutMs);
+  };
+  relay.onHead = awake;
+  if (req.complete) quiet();
+  else req.once('end', quiet);
   try {
     await relay.run(env.agent, {
       origin: `${tunnel.scheme}://${tunnel.host.includes(':') ? `[${tunnel.host}]` : tunnel.host}:${tunnel.port}`,
@@ -350,6 +364,7 @@ export async function handleExchange(
       'request failed',
     );
   } finally {
-    if (!clientSocket.destroyed) clientSocket.setTimeout(limits.idleTimeoutMs);
+    req.off('end', quiet);
+    awake();
   }
 }

@@ -567,13 +567,41 @@ describe('a slow upstream', () => {
       () => h.close(),
     );
     const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
-    const answer = readAll(t, 4000);
+    // Read until well after the response (the connection then stays for keep-alive).
+    const answer = readAll(t, 2000);
     t.write('GET /slow HTTP/1.1\r\nHost: api.example.test\r\n\r\n');
     const out = await answer;
     expect(out).toMatch(/^HTTP\/1.1 200/);
     expect(out).toMatch(/late$/);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ status: 200, outcome: 'ok' });
+  });
+});
+
+describe('a stalled upload', () => {
+  it("is still cut by the client connection's idle limit", async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+    });
+    const h = await startProxy({
+      level: 'headers',
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+      limits: { ...DEFAULT_LIMITS, idleTimeoutMs: 300 },
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const closed = readAll(t, 5000);
+    const t0 = Date.now();
+    t.write(
+      'POST /up HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 100000\r\n\r\n0123456789',
+    );
+    await closed;
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(upstream.requests).toHaveLength(0);
   });
 });
 
