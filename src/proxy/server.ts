@@ -75,7 +75,8 @@ export class InterceptingProxy {
       connectTimeoutMs: options.limits.upstreamConnectTimeoutMs,
       headersTimeoutMs: options.limits.upstreamHeadersTimeoutMs,
       predialIdleMs: options.limits.predialIdleMs,
-      guard: (host, address, port) => this.dialProblem(host, address, port),
+      guard: (host, port, address, addressPort) =>
+        this.dialProblem(host, port, address, addressPort),
     });
     this.agent = upstream.agent;
     this.predial = upstream.predial;
@@ -192,6 +193,8 @@ export class InterceptingProxy {
       this.outer.closeAllConnections();
       this.inner.closeAllConnections();
     });
+    // Stops the connection checks 'listening' started on the inner server (it never listened).
+    this.inner.close(() => undefined);
     for (const [tunnel, raw] of this.open) this.finishConnection(tunnel, raw);
     // The client sockets are gone, so each exchange ends now (its relay is cancelled); a bound
     // keeps a stuck one from holding the shutdown.
@@ -264,10 +267,11 @@ export class InterceptingProxy {
    */
   private dialProblem(
     host: string,
-    address: string,
     port: number,
+    address: string,
+    addressPort: number,
   ): { code: string; message: string } | null {
-    const loop = this.loopProblem(address, port);
+    const loop = this.loopProblem(address, addressPort);
     if (loop) return { code: 'TR_LOOP', message: loop };
     const v = this.policyGate?.evaluateConnect({ host, port, ip: address });
     if (v !== undefined && v !== 'per-request' && isRefusal(v)) {
@@ -296,6 +300,12 @@ export class InterceptingProxy {
     }
     this.deps.logger.warn({ code, host: tunnel?.host }, 'malformed request refused');
     const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    // A response already going out on this connection (pipelining): a reply would land inside
+    // it (Node's own handler checks the same).
+    if ((socket as { _httpMessage?: { _headerSent?: boolean } })._httpMessage?._headerSent) {
+      socket.destroy();
+      return;
+    }
     if (
       !socket.writable ||
       (!timedOut && (err as { bytesParsed?: number }).bytesParsed === undefined)

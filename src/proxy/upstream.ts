@@ -67,9 +67,15 @@ export function createUpstream(opts: {
   predialIdleMs: number;
   /**
    * Returns why the address must not be dialed (the loop guard, the policy), with the error
-   * code the refusal carries, or null.
+   * code the refusal carries, or null. `port` is the one asked for (the policy's); `addressPort`
+   * the one dialed (a --resolve rule may change it; the loop guard's).
    */
-  guard: (host: string, address: string, port: number) => { code: string; message: string } | null;
+  guard: (
+    host: string,
+    port: number,
+    address: string,
+    addressPort: number,
+  ) => { code: string; message: string } | null;
 }): { agent: Agent; predial: PreDialer } {
   const base = undiciConnector({
     secureContext: upstreamTrust(opts.extraCa),
@@ -85,7 +91,7 @@ export function createUpstream(opts: {
   ): void => {
     opts.resolver.resolve(host, port).then(
       (dest) => {
-        const refused = opts.guard(host, dest.address, dest.port);
+        const refused = opts.guard(host, port, dest.address, dest.port);
         if (refused) {
           callback(Object.assign(new Error(refused.message), { code: refused.code }), null);
           return;

@@ -138,7 +138,7 @@ export async function startProxySession(
   const ca = await loadOrCreateCa(paths);
   const minter = level === 'metadata' ? null : await LeafMinter.create(ca);
   const store = await openStore({ dataDir, logger });
-  let proxy: InterceptingProxy;
+  let proxy: InterceptingProxy | undefined;
   let session;
   // The session is recorded once the listener is bound (a port in use leaves no session behind,
   // and the session names the real address); no connection is accepted before then.
@@ -179,6 +179,8 @@ export async function startProxySession(
     });
     deps.sessionId = session.id;
   } catch (err) {
+    // Listening already (the session could not be recorded): stop, or trustrun would hang.
+    await proxy?.close().catch(() => undefined);
     await store.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {

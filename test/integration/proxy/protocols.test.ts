@@ -320,6 +320,32 @@ describe('guards', () => {
     expect(upstream.requests.map((r) => r.url)).toEqual(['/ok']);
   });
 
+  it('judges a dial by the port asked for, not the one a --resolve rule dials', async () => {
+    const upstream = await startUpstream({
+      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+    });
+    const policy = await parsePolicy(
+      'version: 2\nname: p443\nrules:\n  - match: api.example.test\n    ports: [443]\n    action: allow\ndefaults:\n  action: block\n',
+      'p443.yaml',
+      { warn: () => undefined },
+    );
+    const h = await startProxy({
+      level: 'headers',
+      policy,
+      upstreamCa: [upstreamCa.certPem],
+      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const answer = readAll(t);
+    t.write('GET /ok HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1.1 200/);
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/ok']);
+  });
+
   it('refuses its own listener under any spelling of a loopback address', async () => {
     const { h } = await setup('metadata');
     for (const addr of [
