@@ -67,8 +67,10 @@ function pathError(err: unknown): { code: string; path: string; syscall: string 
 
 /** Usage and input mistakes exit 2; everything else that stops a command exits 1. */
 export function exitCodeFor(err: unknown): number {
-  // A path that does not fit (a missing directory for -o, a file where a directory should be).
-  if (pathError(err) !== null) return 2;
+  // A path that does not fit (a missing directory for -o, a file where a directory should be);
+  // permission errors stay 1, like other failures of the machine rather than of the input.
+  const p = pathError(err);
+  if (p !== null) return ['ENOENT', 'ENOTDIR', 'EISDIR', 'EEXIST'].includes(p.code) ? 2 : 1;
   if (!(err instanceof TrustRunError)) return 1;
   switch (err.code) {
     case 'TR_USAGE':

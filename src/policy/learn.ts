@@ -13,6 +13,7 @@ import type * as Yaml from 'yaml';
 import type { Action } from '../core/index.js';
 import { canonicalIp, parseHostLiteral, parseIp } from './ip.js';
 import { matchError } from './match.js';
+import { normalizePath } from './path.js';
 
 /** tldts (the Public Suffix List), loaded on first use: only learning needs it. */
 let tldtsModule: typeof Tldts | undefined;
@@ -227,20 +228,27 @@ function refusalRules(
     const match = destinationPattern(r.host, r.ip, { exact: true });
     if (match === null) continue;
     const method = r.method.toUpperCase();
+    // The path as the policy reads it, its glob characters taken literally.
+    const path = literalGlob(normalizePath(r.path));
     const port = Number.isInteger(r.port) && r.port! >= 1 && r.port! <= 65535 ? r.port! : null;
-    const k = `${match} ${port} ${method} ${r.path}`;
+    const k = `${match} ${port} ${method} ${path}`;
     covered.add(r);
     if (!out.has(k)) {
       out.set(k, {
         match,
         port,
         method,
-        path: r.path,
-        reason: `Refused in the learned session: ${method} ${r.path}`,
+        path,
+        reason: `Refused in the learned session: ${method} ${path}`,
       });
     }
   }
   return { refusals: [...out.values()], covered };
+}
+
+/** A path as a glob that matches only itself: `*`, `?`, `[` and `]` become one-character sets. */
+function literalGlob(path: string): string {
+  return path.replace(/[*?[\]]/g, (c) => `[${c}]`);
 }
 
 function reasonFor(g: Group): string {

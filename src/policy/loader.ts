@@ -117,7 +117,7 @@ class Loader {
     if (cached) return cached;
     let text: string;
     try {
-      text = await readFile(abs, 'utf8');
+      text = await readFile(id, 'utf8'); // the path checked above, links followed
     } catch (err) {
       throw policyError(
         parent.display,

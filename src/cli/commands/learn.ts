@@ -71,7 +71,14 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
       return;
     }
     refused.add(nameOf(d));
-    const url = request ? store.getRequest(request.id)?.url : undefined;
+    // A request whose URL cannot be opened (a shredded session) counts as refusing its whole
+    // destination: nothing is allowed that might cover it.
+    let url: string | undefined;
+    try {
+      url = request ? store.getRequest(request.id)?.url : undefined;
+    } catch {
+      url = undefined;
+    }
     refusedDetail.push(
       url === undefined ? d : { ...d, method: request!.method, path: url.split('?')[0] || '/' },
     );
@@ -163,9 +170,19 @@ async function emit(
     `Learning from session ${seen.session.id}: ${c.connections} connections, ` +
       `${c.requests} requests without a connection record, ${c.monitorEvents} direct sockets\n`,
   );
-  if (seen.refused.length > 0) {
+  // A destination also reached (a request refused by a methods/paths rule inside an allowed
+  // connection) is learned, with that request kept as a block rule.
+  const reached = new Set(seen.observed.map((d) => `${d.host || d.ip}:${d.port}`));
+  const leftOut = seen.refused.filter((name) => !reached.has(name));
+  if (leftOut.length > 0) {
     io.err(
-      `Left out ${seen.refused.length} destination(s) the session's policy refused: ${seen.refused.join(', ')}\n`,
+      `Left out ${leftOut.length} destination(s) the session's policy refused: ${leftOut.join(', ')}\n`,
+    );
+  }
+  if (learned.refusals.length > 0) {
+    io.err(
+      `Kept ${learned.refusals.length} refused request(s) as block rules: ` +
+        `${learned.refusals.map((r) => `${r.method} ${r.match}${r.path}`).join(', ')}\n`,
     );
   }
   for (const s of learned.skipped) {

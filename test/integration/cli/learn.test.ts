@@ -161,7 +161,10 @@ describe('trustrun learn --session', () => {
     const r = await trustrun(['learn', '--session', s.id, '--data-dir', dataDir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(
-      "Left out 2 destination(s) the session's policy refused: chat.alpha.org:443, files.beta.org:443",
+      "Left out 1 destination(s) the session's policy refused: chat.alpha.org:443\n",
+    );
+    expect(r.stderr).toContain(
+      'Kept 1 refused request(s) as block rules: POST files.beta.org/upload\n',
     );
     const policy = await parsePolicy(r.stdout, 'learned.yaml', quiet);
     expect(policy.rules.map((x) => [x.match, x.action, x.methods, x.paths])).toEqual([

@@ -220,3 +220,26 @@ describe('learnPolicy', () => {
     );
   });
 });
+
+describe('learnPolicy: refused requests', () => {
+  it('keeps a refused request as a block rule on its path as the policy reads it, taken literally', async () => {
+    const learned = learnPolicy([{ host: 'f.test', port: 443 }], {
+      refused: [{ host: 'f.test', port: 443, method: 'post', path: '/%41dmin//x*y]' }],
+    });
+    expect(learned.refusals).toEqual([
+      expect.objectContaining({
+        match: 'f.test',
+        port: 443,
+        method: 'POST',
+        path: '/Admin//x[*]y[]]',
+      }),
+    ]);
+    const policy = await parsePolicy(learned.yaml, 'learned.yaml', quiet);
+    const at = (method: string, path: string) =>
+      policy.evaluate({ host: 'f.test', port: 443, method, path }).action;
+    expect(at('POST', '/%41dmin//x*y]')).toBe('block');
+    expect(at('POST', '/Admin/x*y]')).toBe('block');
+    expect(at('POST', '/Admin/xZZy]')).toBe('allow');
+    expect(at('GET', '/Admin/x*y]')).toBe('allow');
+  });
+});
