@@ -68,7 +68,8 @@ export class Follower<T extends { id: string }> {
     let cursor: string | undefined = Number.isFinite(this.openWindowMs)
       ? cursorAt(now - this.openWindowMs)
       : undefined;
-    for (let i = 0; i < MAX_PAGES && (cursor === undefined || cursor < this.after); i++) {
+    // No page limit: this runs once, and a running session may be preceded by many finished ones.
+    while (cursor === undefined || cursor < this.after) {
       const page = this.fetch({ order: 'asc', limit: PAGE, ...(cursor ? { cursor } : {}) });
       for (const row of page.items) {
         if (row.id > this.after) return;
@@ -112,8 +113,14 @@ export class Follower<T extends { id: string }> {
     }
     // A replay that did not reach the end goes on from here at the next poll.
     this.backlog = replaying && cursor !== null ? cursor : null;
+    // Forget what the next poll will not read again: rows at or before its window, which the
+    // rows found open in this one may have moved back (a replay reaches rows older than the
+    // window it started with).
+    let nextLow = now - OVERLAP_MS;
+    for (const id of this.open) nextLow = Math.min(nextLow, timeOfId(id));
+    const forgetUpTo = cursorAt(nextLow);
     for (const id of this.sent.keys()) {
-      if (id <= window && !this.open.has(id)) this.sent.delete(id);
+      if (id <= forgetUpTo && !this.open.has(id)) this.sent.delete(id);
     }
     return out;
   }

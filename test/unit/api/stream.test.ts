@@ -262,6 +262,26 @@ describe('Follower', () => {
     expect(fol.poll(now + 20)).toEqual([]);
   });
 
+  it('does not send again the rows after an open one a replay reached', () => {
+    const now = Date.now();
+    const open = { id: newId(now - 60_000), done: false };
+    const later = Array.from({ length: 50 }, (_, i) => ({
+      id: newId(now - 50_000 + i * 500),
+      done: true,
+    }));
+    const fol = new Follower(
+      table([open, ...later]),
+      (r) => String(r.done),
+      (r) => !r.done,
+      newId(now - 3_600_000),
+    );
+    expect(fol.poll(now)).toHaveLength(51);
+    expect(fol.poll(now + 10)).toEqual([]);
+    open.done = true;
+    expect(fol.poll(now + 20).map((r) => r.id)).toEqual([open.id]);
+    expect(fol.poll(now + 30)).toEqual([]);
+  });
+
   it('sends the end of a row that was open before the stream began', () => {
     const now = Date.now();
     const old = { id: newId(now - 60_000), done: false };
