@@ -1,7 +1,8 @@
 import type { RequestDetail, RequestRow } from '../types.js';
 import { redactBody, type RedactedBody } from './body.js';
 import { redactHeaders } from './headers.js';
-import type { Redaction } from './types.js';
+import { secretKeyKind } from './keys.js';
+import { marker, type Redaction } from './types.js';
 import { redactText } from './text.js';
 import { redactUrl } from './url.js';
 
@@ -81,15 +82,23 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
   };
 }
 
+/** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
+const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
+
 /**
- * A session's command line as every read path shows it: each argument that holds a URL is
- * redacted as a URL (`curl 'https://h/x?api_key=…'`, `--url=https://…`), any other as text
- * (`--password=…`, `TOKEN=…`, PHI patterns).
+ * A session's command line as every read path shows it: each URL inside an argument is
+ * redacted as a URL (`curl 'https://h/x?api_key=…'`), then the whole argument as text
+ * (`--password=…`, `Authorization: Bearer …` in a `sh -c` script, PHI patterns).
  */
 export function redactCommand(command: readonly string[]): string[] {
-  return command.map((arg) => {
-    const at = arg.search(/[a-z][a-z0-9+.-]*:\/\//i);
-    if (at < 0) return redactText(arg, 'command').text;
-    return redactText(arg.slice(0, at), 'command').text + redactUrl(arg.slice(at)).url;
+  return command.map((arg, i) => {
+    // `--password SECRET`: the value of an option named like a secret, given as its own argument.
+    const option = /^--?([A-Za-z][\w.-]*)$/.exec(command[i - 1] ?? '');
+    const named = option ? secretKeyKind(option[1] as string, 'text') : null;
+    if (named !== null && !arg.startsWith('-')) return marker(named);
+    const urls = arg.includes('://') ? arg.replace(URL_IN_ARG, (u) => redactUrl(u).url) : arg;
+    // `--password=SECRET`: the dashes are not part of the key.
+    const dashes = /^-{1,2}/.exec(urls)?.[0] ?? '';
+    return dashes + redactText(urls.slice(dashes.length), 'command').text;
   });
 }

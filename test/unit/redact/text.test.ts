@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactText } from '../../../src/store/redact/index.js';
+import { redactCommand, redactText } from '../../../src/store/redact/index.js';
 
 /** [input, expected output]: each positive masks exactly the PHI, keeping the context word. */
 type Row = [string, string];
@@ -230,5 +230,29 @@ describe('redactText: long secrets are masked whole', () => {
       const out = redactText(input).text;
       expect(out).not.toMatch(/A1b2/);
     }
+  });
+});
+
+describe('redactCommand', () => {
+  it('masks a URL argument as a URL and any argument as text, also in a shell script', () => {
+    const shown = redactCommand([
+      'sh',
+      '-c',
+      "curl 'https://h.test/x?api_key=CMDKEY1' -H 'Authorization: Bearer CMDBEARER123456'",
+      '--password=CMDPASS1',
+      'https://u:CMDPW2@h.test/a?access_token=CMDTOK3',
+      'analysis.R',
+      '--token',
+      'CMDTOK4',
+    ]);
+    expect(shown.join(' ')).not.toMatch(/CMDKEY1|CMDBEARER|CMDPASS1|CMDPW2|CMDTOK3|CMDTOK4/);
+    expect(shown[3]).toBe('--password=[REDACTED:password]');
+    expect(shown[7]).toBe('[REDACTED:token]');
+    expect(shown[0]).toBe('sh');
+    expect(shown[5]).toBe('analysis.R');
+    expect(shown[2]).toContain("curl 'https://h.test/x?api_key=[REDACTED:");
+    expect(shown[4]).toMatch(
+      /^https:\/\/\[REDACTED:userinfo\]@h\.test\/a\?access_token=\[REDACTED:/,
+    );
   });
 });
