@@ -337,6 +337,14 @@ export async function handleExchange(
     const c = clientGone
       ? { outcome: 'client_abort' as const, status: 499, reason: 'client closed the connection' }
       : classifyUpstreamError(err);
+    // Refused at dial time (the name now resolves to an address the policy refuses): a
+    // violation like any refusal, and a kill carried out.
+    const refusedBy = (err as { verdict?: Verdict }).verdict ?? null;
+    if (refusedBy !== null && isRefusal(refusedBy)) {
+      env.violation(tunnel, refusedBy, true, id, method);
+      if (refusedBy.action === 'kill')
+        Object.assign(c, { outcome: 'killed', reason: env.kill(tunnel, refusedBy) });
+    }
     // The upstream's status was forwarded only if its head went out (with the first body bytes).
     const forwarded = res.headersSent;
     if (!clientGone) {

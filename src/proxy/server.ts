@@ -270,7 +270,7 @@ export class InterceptingProxy {
     port: number,
     address: string,
     addressPort: number,
-  ): { code: string; message: string } | null {
+  ): { code: string; message: string; verdict?: Verdict } | null {
     const loop = this.loopProblem(address, addressPort);
     if (loop) return { code: 'TR_LOOP', message: loop };
     const v = this.policyGate?.evaluateConnect({ host, port, ip: address });
@@ -278,6 +278,7 @@ export class InterceptingProxy {
       return {
         code: 'TR_POLICY',
         message: `${host} resolved to ${address}, which the policy refuses: ${v.explanation}`,
+        verdict: v,
       };
     }
     return null;

@@ -7,7 +7,7 @@ import {
   type SecureContext,
 } from 'node:tls';
 import type { Agent, buildConnector } from 'undici';
-import type { Outcome } from '../core/index.js';
+import type { Outcome, Verdict } from '../core/index.js';
 import type { Socket } from 'node:net';
 import { PreDialer } from './predial.js';
 import type { Resolver } from './resolve.js';
@@ -75,7 +75,7 @@ export function createUpstream(opts: {
     port: number,
     address: string,
     addressPort: number,
-  ) => { code: string; message: string } | null;
+  ) => { code: string; message: string; verdict?: Verdict } | null;
 }): { agent: Agent; predial: PreDialer } {
   const base = undiciConnector({
     secureContext: upstreamTrust(opts.extraCa),
@@ -93,7 +93,8 @@ export function createUpstream(opts: {
       (dest) => {
         const refused = opts.guard(host, port, dest.address, dest.port);
         if (refused) {
-          callback(Object.assign(new Error(refused.message), { code: refused.code }), null);
+          const { code, verdict } = refused;
+          callback(Object.assign(new Error(refused.message), { code, verdict }), null);
           return;
         }
         // The callback may run before base returns (a connector failing at once): the socket

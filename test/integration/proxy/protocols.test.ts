@@ -417,6 +417,13 @@ describe('guards', () => {
     expect(internal.requests).toHaveLength(0);
     expect(internal.connections).toBe(0);
     expect(answers.join('')).toMatch(/HTTP\/1.1 403/);
+    // A refusal like any other: a violation naming the rule that blocks the address.
+    expect(h.recorder.violations).toEqual([
+      expect.objectContaining({
+        enforced: true,
+        verdict: expect.objectContaining({ action: 'block', rule: '127.0.0.1/32' }),
+      }),
+    ]);
     t.destroy();
   });
 
