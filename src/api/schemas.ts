@@ -148,12 +148,16 @@ export const sessionSchema = z.object({
   status: z.enum(SESSION_STATUSES),
   exitCode: z.number().nullable(),
   shreddedAt: z.number().nullable(),
+  counts: z.object({
+    connections: z.number(),
+    requests: z.number(),
+    violations: z.number(),
+    monitorEvents: z.number(),
+  }),
   phi: z.boolean().meta({ description: 'the level records URLs and headers (or bodies): PHI' }),
 });
 
-export const sessionDetailSchema = sessionSchema.extend({
-  counts: z.object({ connections: z.number(), requests: z.number(), violations: z.number() }),
-});
+export const sessionDetailSchema = sessionSchema;
 
 export const requestSchema = z.object({
   id: z.string(),
@@ -205,6 +209,7 @@ export const violationSchema = z.object({
   enforced: z.boolean(),
   connectionId: z.string().nullable(),
   requestId: z.string().nullable(),
+  monitorEventId: z.string().nullable(),
 });
 
 export const requestListItemSchema = requestSchema.extend({

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sessionSchema, violationSchema } from '../../../src/api/schemas.js';
 import { assertNoSecrets, makeFixture, type Fixture } from './fixture.js';
 
 let f: Fixture;
@@ -95,6 +96,16 @@ describe('sessions', () => {
     expect(missing.status).toBe(404);
     const e = await bad('/api/sessions/not-an-id');
     expect(e.issues[0]!.path).toBe('params.id');
+  });
+});
+
+describe('the published schemas', () => {
+  it('describe sessions and violations exactly as the endpoints return them', async () => {
+    for (const s of (await json('/api/sessions')).items) sessionSchema.strict().parse(s);
+    sessionSchema.strict().parse(await json(`/api/sessions/${f.sessionId}`));
+    const violations = (await json('/api/violations')).items;
+    expect(violations.length).toBeGreaterThan(0);
+    for (const v of violations) violationSchema.strict().parse(v);
   });
 });
 
