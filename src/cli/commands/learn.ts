@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { TrustRunError, dataPaths, formatError } from '../../core/index.js';
+import { TrustRunError, dataPaths } from '../../core/index.js';
 import {
   learnPolicy,
   parsePolicy,
@@ -14,7 +14,7 @@ import { openStore, type RequestRow, type SessionRow, type Store } from '../../s
 import { dataDirFrom } from '../common.js';
 import { everyRow } from '../store.js';
 import { addProxyOptions, type ProxyCommandOptions } from './proxy.js';
-import { CommandNotRunnable, runChild } from './run.js';
+import { reportNotRunnable, runChild } from './run.js';
 
 export interface LearnCommandOptions extends Partial<ProxyCommandOptions> {
   session?: string;
@@ -314,11 +314,7 @@ export function register(program: Command): void {
       process.exitCode = await learnRunCommand(command, opts);
     } catch (err) {
       // As run: a command that cannot start is 127 (not found) or 126 (not executable).
-      if (err instanceof CommandNotRunnable) {
-        process.stderr.write(`trustrun: ${formatError(err)}\n`);
-        process.exitCode = err.exitCode;
-        return;
-      }
+      if (reportNotRunnable(err)) return;
       throw err;
     }
   });

@@ -122,6 +122,17 @@ export class CommandNotRunnable extends TrustRunError {
   }
 }
 
+/**
+ * A command that cannot start: its one line on stderr and its exit status (127 not found, 126
+ * not executable), as a shell gives them. Returns whether `err` was one.
+ */
+export function reportNotRunnable(err: unknown): boolean {
+  if (!(err instanceof CommandNotRunnable)) return false;
+  process.stderr.write(`trustrun: ${formatError(err)}\n`);
+  process.exitCode = err.exitCode;
+  return true;
+}
+
 /** Finds the program as execvp would (PATH of the child's environment); throws when it cannot run. */
 export async function findCommand(name: string, env: NodeJS.ProcessEnv): Promise<string> {
   const candidates = name.includes('/')
@@ -529,11 +540,7 @@ export function register(program: Command): void {
           },
         });
       } catch (err) {
-        if (err instanceof CommandNotRunnable) {
-          process.stderr.write(`trustrun: ${formatError(err)}\n`);
-          process.exitCode = err.exitCode;
-          return;
-        }
+        if (reportNotRunnable(err)) return;
         throw err;
       }
       process.stderr.write(formatSummary(result.summary));

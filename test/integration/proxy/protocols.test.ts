@@ -8,7 +8,7 @@ import { DEFAULT_LIMITS, parseResolveRule } from '../../../src/proxy/index.js';
 import { startProxy, type Harness } from '../../helpers/harness.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
 import { tunnelTls } from '../../helpers/tunnel.js';
-import { startUpstream } from '../../helpers/upstream.js';
+import { startUpstream, type Handler } from '../../helpers/upstream.js';
 
 let upstreamCa: TestCa;
 const closers: (() => Promise<void>)[] = [];
@@ -520,22 +520,7 @@ describe('guards', () => {
 });
 
 describe('slow clients (a 500 ms header timeout)', () => {
-  async function slowSetup() {
-    const upstream = await startUpstream({
-      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
-    });
-    const h = await startProxy({
-      level: 'headers',
-      upstreamCa: [upstreamCa.certPem],
-      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
-      limits: { ...DEFAULT_LIMITS, headersTimeoutMs: 500 },
-    });
-    closers.push(
-      () => upstream.close(),
-      () => h.close(),
-    );
-    return { upstream, h };
-  }
+  const slowSetup = () => limitedSetup({ headersTimeoutMs: 500 });
 
   it('answers 408 to a proxy request whose headers never end', async () => {
     const { h } = await slowSetup();
@@ -585,19 +570,8 @@ describe('slow clients (a 500 ms header timeout)', () => {
 
 describe('a slow upstream', () => {
   it("is waited for past the client connection's idle limit (its own header timeout applies)", async () => {
-    const upstream = await startUpstream({
-      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
-      handler: (_req, res) => setTimeout(() => res.end('late'), 900),
-    });
-    const h = await startProxy({
-      level: 'headers',
-      upstreamCa: [upstreamCa.certPem],
-      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
-      limits: { ...DEFAULT_LIMITS, idleTimeoutMs: 300 },
-    });
-    closers.push(
-      () => upstream.close(),
-      () => h.close(),
+    const { h } = await limitedSetup({ idleTimeoutMs: 300 }, (_req, res) =>
+      setTimeout(() => res.end('late'), 900),
     );
     const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
     // Read until well after the response (the connection then stays for keep-alive).
@@ -613,19 +587,7 @@ describe('a slow upstream', () => {
 
 describe('a stalled upload', () => {
   it("is still cut by the client connection's idle limit", async () => {
-    const upstream = await startUpstream({
-      leaf: await makeLeaf(upstreamCa, ['api.example.test']),
-    });
-    const h = await startProxy({
-      level: 'headers',
-      upstreamCa: [upstreamCa.certPem],
-      resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
-      limits: { ...DEFAULT_LIMITS, idleTimeoutMs: 300 },
-    });
-    closers.push(
-      () => upstream.close(),
-      () => h.close(),
-    );
+    const { upstream, h } = await limitedSetup({ idleTimeoutMs: 300 });
     const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
     const closed = readAll(t, 5000);
     const t0 = Date.now();
@@ -680,29 +642,56 @@ describe('closing the proxy', () => {
   });
 });
 
+/** api.example.test:443 behind a headers-level proxy whose limits are changed as given. */
+async function limitedSetup(limits: Partial<typeof DEFAULT_LIMITS>, handler?: Handler) {
+  const upstream = await startUpstream({
+    leaf: await makeLeaf(upstreamCa, ['api.example.test']),
+    ...(handler ? { handler } : {}),
+  });
+  const h = await startProxy({
+    level: 'headers',
+    upstreamCa: [upstreamCa.certPem],
+    resolve: [parseResolveRule(`api.example.test:443:127.0.0.1:${upstream.port}`)],
+    limits: { ...DEFAULT_LIMITS, ...limits },
+  });
+  closers.push(
+    () => upstream.close(),
+    () => h.close(),
+  );
+  return { upstream, h };
+}
+
+/**
+ * A raw upstream answering every request with `answer`, reached as evil.example.test:80 through
+ * a headers-level proxy; resolves with what the proxy answered a plain GET.
+ */
+async function askHostile(answer: string): Promise<{ h: Harness; out: string }> {
+  const srv = createNetServer((s) => {
+    s.on('error', () => undefined); // the proxy may reset it (a head too large)
+    s.on('data', () => s.end(answer));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  const h = await startProxy({
+    level: 'headers',
+    resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
+  });
+  closers.push(
+    () => h.close(),
+    () => new Promise((r) => srv.close(() => r())),
+  );
+  const out = await raw(
+    h,
+    'GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n',
+    2000,
+  );
+  return { h, out };
+}
+
 describe('hostile upstream', () => {
   it('gives 502 for a response with both Content-Length and Transfer-Encoding', async () => {
-    const srv = createNetServer((s) => {
-      s.on('data', () =>
-        s.end(
-          'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
-        ),
-      );
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const port = (srv.address() as AddressInfo).port;
-    const h = await startProxy({
-      level: 'headers',
-      resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
-    });
-    closers.push(
-      () => h.close(),
-      () => new Promise((r) => srv.close(() => r())),
-    );
-    const out = await raw(
-      h,
-      'GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n',
-      2000,
+    const { h, out } = await askHostile(
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     );
     expect(out).toMatch(/^HTTP\/1.1 502/);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
@@ -720,25 +709,7 @@ describe('hostile upstream', () => {
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ],
   ])('answers 502 for %s and records it as upstream_protocol', async (_label, answer) => {
-    const srv = createNetServer((s) => {
-      s.on('error', () => undefined); // the proxy resets it after a head too large
-      s.on('data', () => s.end(answer));
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const port = (srv.address() as AddressInfo).port;
-    const h = await startProxy({
-      level: 'headers',
-      resolve: [parseResolveRule(`evil.example.test:80:127.0.0.1:${port}`)],
-    });
-    closers.push(
-      () => h.close(),
-      () => new Promise((r) => srv.close(() => r())),
-    );
-    const out = await raw(
-      h,
-      'GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n',
-      2000,
-    );
+    const { h, out } = await askHostile(answer);
     expect(out).toMatch(/^HTTP\/1.1 502/);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ status: 502, outcome: 'upstream_protocol' });
