@@ -32,6 +32,11 @@ export interface ExchangeEnv {
   kill(tunnel: Tunnel, verdict: Verdict): string;
   /** Told the size of each body chunk relayed, either way (see Reclaimer). */
   relayed(bytes: number): void;
+  /**
+   * Client sockets whose request was received whole and whose response head has not gone out:
+   * the servers' idle timeout leaves them open (the upstream is working, not the client idle).
+   */
+  awaitingHead: WeakSet<object>;
 }
 
 function reply(res: ServerResponse, status: number, text: string, close = false): void {
@@ -297,22 +302,19 @@ export async function handleExchange(
   // Once the request is all sent, and until the response head goes out, the client's
   // connection is quiet, not idle: its idle limit (120 s) would otherwise cut a response the
   // upstream may take up to its own header timeout (300 s) to start. The limit stays on while
-  // the client uploads and while the response streams.
+  // the client uploads and while the response streams. (Marking the socket costs less than
+  // re-arming its timer twice a request: the servers' 'timeout' handler reads the mark.)
   const clientSocket = req.socket;
-  let waiting = false;
   const quiet = () => {
-    if (relay.headWritten || clientSocket.destroyed) return;
-    clientSocket.setTimeout(0);
-    waiting = true;
+    if (!relay.headWritten) env.awaitingHead.add(clientSocket);
   };
   const awake = () => {
-    if (!waiting) return;
-    waiting = false;
-    if (!clientSocket.destroyed) clientSocket.setTimeout(limits.idleTimeoutMs);
+    env.awaitingHead.delete(clientSocket);
   };
   relay.onHead = awake;
-  if (req.complete) quiet();
-  else req.once('end', quiet);
+  const uploading = !req.complete;
+  if (uploading) req.once('end', quiet);
+  else quiet();
   try {
     await relay.run(env.agent, {
       origin: `${tunnel.scheme}://${tunnel.host.includes(':') ? `[${tunnel.host}]` : tunnel.host}:${tunnel.port}`,
@@ -372,7 +374,7 @@ export async function handleExchange(
       'request failed',
     );
   } finally {
-    req.off('end', quiet);
+    if (uploading) req.off('end', quiet);
     awake();
   }
 }

@@ -48,6 +48,17 @@ export class InterceptingProxy {
    * the caller may have closed the store.
    */
   private readonly open = new Map<Tunnel, Socket>();
+  /** Client sockets waiting for their response head (see ExchangeEnv.awaitingHead). */
+  private readonly awaitingHead = new WeakSet<object>();
+
+  /**
+   * A client connection idle for the idle limit: closed, as Node does when nothing handles its
+   * 'timeout', unless its request is with the upstream (the upstream's own timeout applies).
+   */
+  private readonly onIdle = (socket: Duplex): void => {
+    if (!this.awaitingHead.has(socket)) socket.destroy();
+  };
+
   /** Exchanges under way; `close` lets them record how they ended before it returns. */
   private readonly inFlight = new Set<Promise<void>>();
   private readonly localAddresses = new Set<string>();
@@ -103,6 +114,7 @@ export class InterceptingProxy {
     this.outer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
     );
+    this.outer.on('timeout', this.onIdle);
     this.outer.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
@@ -110,6 +122,7 @@ export class InterceptingProxy {
 
     this.inner = createServer(httpOptions);
     this.inner.timeout = options.limits.idleTimeoutMs;
+    this.inner.on('timeout', this.onIdle);
     // The inner server never listens (tunnels are handed to it): Node starts checking its
     // connections' header timeout on 'listening', so that is emitted here. Without it a client
     // inside a tunnel could send one header line every few seconds for ever.
@@ -120,9 +133,15 @@ export class InterceptingProxy {
         res.destroy();
         return;
       }
-      this.track(handleExchange(this.env, tunnel, req, res)).then(
-        this.quietMoment,
+      const exchange = handleExchange(this.env, tunnel, req, res);
+      this.inFlight.add(exchange);
+      exchange.then(
+        () => {
+          this.inFlight.delete(exchange);
+          this.quietMoment();
+        },
         (err: unknown) => {
+          this.inFlight.delete(exchange);
           this.quietMoment();
           this.deps.logger.error({ err: String(err) }, 'request handling failed');
           res.destroy();
@@ -142,6 +161,7 @@ export class InterceptingProxy {
         this.recordViolation(tunnel, verdict, enforced, requestId, method),
       kill: (tunnel, verdict) => this.carryOutKill(tunnel, verdict),
       relayed: deps.relayed ?? new Reclaimer(exposedCollector()).note,
+      awaitingHead: this.awaitingHead,
     };
   }
 
