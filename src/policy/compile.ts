@@ -91,6 +91,8 @@ function normalizeHost(host: string): string {
 
 class Evaluator {
   private readonly states: RuleState[] = [];
+  /** Whether any rule has `paths` (otherwise a request's path is never read). */
+  private pathRules = false;
   private readonly exact = new Map<string, number[]>();
   private readonly suffix = new Map<string, number[]>();
   private readonly byLabel = new Map<string, number[]>();
@@ -159,6 +161,7 @@ class Evaluator {
           }
         }
       }
+      if (rule.paths.length > 0) this.pathRules = true;
       this.states.push({
         ports: rule.ports.length > 0 ? rule.ports : null,
         methods: rule.methods.length > 0 ? rule.methods : null,
@@ -255,11 +258,13 @@ class Evaluator {
     const host = subject.host ? normalizeHost(subject.host) : '';
     const ipText = subject.ip ?? '';
     const ip = ipText === '' ? null : parseIp(ipText);
+    // Read only when a rule looks at paths (a plain-HTTP request is judged with its path always).
+    const withPath = this.pathRules && subject.path !== undefined && subject.path !== '';
     const q: Query = {
       port: subject.port,
       method: subject.method ? subject.method.toUpperCase() : null,
-      path: subject.path !== undefined && subject.path !== '' ? normalizePath(subject.path) : null,
-      broadPath: subject.path !== undefined && subject.path !== '' ? broadPath(subject.path) : null,
+      path: withPath ? normalizePath(subject.path as string) : null,
+      broadPath: withPath ? broadPath(subject.path as string) : null,
       connect,
     };
     let best = Number.MAX_SAFE_INTEGER;

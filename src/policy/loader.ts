@@ -60,7 +60,12 @@ function parseFile(text: string, display: string, id: string, dir: string | null
 }
 
 class Loader {
-  constructor(private readonly within: string | null) {}
+  /** The real path of the directory inherited files must lie in (links followed), or null. */
+  private readonly root: Promise<string> | null;
+
+  constructor(private readonly within: string | null) {
+    this.root = within === null ? null : identity(within);
+  }
 
   private readonly cache = new Map<string, LoadedFile>();
   private readonly seen = new Set<string>();
@@ -102,8 +107,8 @@ class Loader {
     const abs = resolve(parent.dir, ref);
     const display = isAbsolute(ref) ? ref : join(dirname(parent.display), ref);
     const id = await identity(abs);
-    if (this.within !== null) {
-      const root = await identity(this.within);
+    if (this.root !== null) {
+      const root = await this.root;
       if (!id.startsWith(root.endsWith(sep) ? root : root + sep)) {
         throw policyError(
           parent.display,

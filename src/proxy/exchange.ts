@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
-import { isRefusal, refusalBody, type Tunnel } from './flow.js';
+import { isRefusal, refusalBody, type Enforced, type Refusal, type Tunnel } from './flow.js';
 import {
   contentLength,
   forwardRequestHeaders,
@@ -28,8 +28,8 @@ export interface ExchangeEnv {
     requestId: string | null,
     method: string | null,
   ): void;
-  /** Carries out a kill verdict; returns the note for the record. */
-  kill(tunnel: Tunnel, verdict: Verdict): string;
+  /** Carries out a refusal (a kill terminates the client); returns what its record says. */
+  enforce(tunnel: Tunnel, verdict: Refusal): Enforced;
   /** Told the size of each body chunk relayed, either way (see Reclaimer). */
   relayed(bytes: number): void;
   /**
@@ -247,14 +247,9 @@ export async function handleExchange(
   }
   if (isRefusal(verdict)) {
     req.resume();
-    const note = verdict.action === 'kill' ? env.kill(tunnel, verdict) : null;
+    const done = env.enforce(tunnel, verdict);
     reply(res, 403, refusalBody(verdict));
-    complete({
-      endedAt: Date.now(),
-      status: 403,
-      outcome: verdict.action === 'kill' ? 'killed' : 'blocked',
-      reason: note ?? verdict.explanation,
-    });
+    complete({ endedAt: Date.now(), status: 403, ...done });
     return;
   }
   if (tunnel.unreachable) {
@@ -306,7 +301,7 @@ export async function handleExchange(
   // re-arming its timer twice a request: the servers' 'timeout' handler reads the mark.)
   const clientSocket = req.socket;
   const quiet = () => {
-    if (!relay.headWritten) env.awaitingHead.add(clientSocket);
+    if (!res.headersSent) env.awaitingHead.add(clientSocket);
   };
   const awake = () => {
     env.awaitingHead.delete(clientSocket);
@@ -344,8 +339,9 @@ export async function handleExchange(
     const refusedBy = (err as { verdict?: Verdict }).verdict ?? null;
     if (refusedBy !== null && isRefusal(refusedBy)) {
       env.violation(tunnel, refusedBy, true, id, method);
-      if (refusedBy.action === 'kill')
-        Object.assign(c, { outcome: 'killed', reason: env.kill(tunnel, refusedBy) });
+      // A block keeps the dial's reason (which names the address); a kill says what it killed.
+      const done = env.enforce(tunnel, refusedBy);
+      if (done.outcome === 'killed') Object.assign(c, done);
     }
     // The upstream's status was forwarded only if its head went out (with the first body bytes).
     const forwarded = res.headersSent;

@@ -30,7 +30,16 @@ export interface Tunnel {
   unreachable?: { status: number; outcome: Outcome; reason: string; text: string };
 }
 
-export function isRefusal(v: Verdict | null): v is Verdict & { action: 'block' | 'kill' } {
+/** A verdict that refuses: block or kill. */
+export type Refusal = Verdict & { action: 'block' | 'kill' };
+
+/** What a refusal's record says once it was carried out. */
+export interface Enforced {
+  outcome: 'blocked' | 'killed';
+  reason: string;
+}
+
+export function isRefusal(v: Verdict | null): v is Refusal {
   return v !== null && (v.action === 'block' || v.action === 'kill');
 }
 

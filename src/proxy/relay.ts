@@ -28,8 +28,6 @@ export class Relay implements Dispatcher.DispatchHandler {
    * a 502 instead of a head followed by a cut connection.
    */
   private head: (string | string[])[] | null = null;
-  /** Whether the response head was handed to the client. */
-  headWritten = false;
   /** Called once the response head was handed to the client. */
   onHead: (() => void) | null = null;
 
@@ -111,7 +109,6 @@ export class Relay implements Dispatcher.DispatchHandler {
     this.head = null;
     try {
       this.res.writeHead(this.status as number, head);
-      this.headWritten = true;
       this.onHead?.();
       return true;
     } catch (err) {

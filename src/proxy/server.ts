@@ -7,7 +7,7 @@ import type { Agent } from 'undici';
 import type { Outcome, Verdict } from '../core/index.js';
 import { CLIENT_HELLO_MAX, parseClientHello } from './clienthello.js';
 import { handleExchange, type ExchangeEnv } from './exchange.js';
-import { isRefusal, refusalBody, type Tunnel } from './flow.js';
+import { isRefusal, refusalBody, type Enforced, type Refusal, type Tunnel } from './flow.js';
 import { formatIpv4, parseIp, type Ip } from '../policy/index.js';
 import { parseAuthority } from './headers.js';
 import { Reclaimer, exposedCollector } from './reclaim.js';
@@ -26,14 +26,14 @@ function rawReply(socket: Duplex, status: number, text: string, body = ''): void
   );
 }
 
+/** How long `close` waits for the exchanges under way to record how they ended. */
+const CLOSE_WAIT_MS = 2000;
+
 /**
  * The intercepting proxy. One listener answers CONNECT and plain-HTTP proxy requests; decrypted
  * or plain traffic inside tunnels is parsed by a second, listener-less HTTP server. TLS is
  * terminated in-process with one secure context per host from the CA module.
  */
-/** How long `close` waits for the exchanges under way to record how they ended. */
-const CLOSE_WAIT_MS = 2000;
-
 export class InterceptingProxy {
   private readonly outer: Server;
   private readonly inner: Server;
@@ -133,20 +133,10 @@ export class InterceptingProxy {
         res.destroy();
         return;
       }
-      const exchange = handleExchange(this.env, tunnel, req, res);
-      this.inFlight.add(exchange);
-      exchange.then(
-        () => {
-          this.inFlight.delete(exchange);
-          this.quietMoment();
-        },
-        (err: unknown) => {
-          this.inFlight.delete(exchange);
-          this.quietMoment();
-          this.deps.logger.error({ err: String(err) }, 'request handling failed');
-          res.destroy();
-        },
-      );
+      this.track(handleExchange(this.env, tunnel, req, res), (err) => {
+        this.deps.logger.error({ err: String(err) }, 'request handling failed');
+        res.destroy();
+      });
     });
     this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
@@ -159,7 +149,7 @@ export class InterceptingProxy {
       policy: () => this.policyGate,
       violation: (tunnel, verdict, enforced, requestId, method) =>
         this.recordViolation(tunnel, verdict, enforced, requestId, method),
-      kill: (tunnel, verdict) => this.carryOutKill(tunnel, verdict),
+      enforce: (tunnel, verdict) => this.enforce(tunnel, verdict),
       relayed: deps.relayed ?? new Reclaimer(exposedCollector()).note,
       awaitingHead: this.awaitingHead,
     };
@@ -230,11 +220,23 @@ export class InterceptingProxy {
     await this.agent.close().catch(() => undefined);
   }
 
-  private track(exchange: Promise<void>): Promise<void> {
+  /**
+   * Keeps an exchange in `inFlight` until it ends, then tells the certificate source that this
+   * thread has a quiet moment; `failed` handles an exchange that threw.
+   */
+  private track(exchange: Promise<void>, failed: (err: unknown) => void): void {
     this.inFlight.add(exchange);
-    const done = () => this.inFlight.delete(exchange);
-    exchange.then(done, done);
-    return exchange;
+    exchange.then(
+      () => {
+        this.inFlight.delete(exchange);
+        this.quietMoment();
+      },
+      (err: unknown) => {
+        this.inFlight.delete(exchange);
+        this.quietMoment();
+        failed(err);
+      },
+    );
   }
 
   private collectLocalAddresses(bound: string): void {
@@ -248,20 +250,17 @@ export class InterceptingProxy {
     }
   }
 
-  /** The policy's refusal of the SNI name on a tunnel CONNECTed to an address, or null. */
-  private sniVerdict(tunnel: Tunnel, sni: string): (Verdict & { action: 'block' | 'kill' }) | null {
-    const v = this.policyGate?.evaluateConnect({
-      host: sni.toLowerCase(),
-      port: tunnel.port,
-      ip: tunnel.dest.address || null,
-    });
+  /** The policy's connection-level refusal of host:port (at `ip`, when known), or null. */
+  private connectRefusal(host: string, port: number, ip: string | null): Refusal | null {
+    const v = this.policyGate?.evaluateConnect({ host, port, ip });
     return v !== undefined && v !== 'per-request' && isRefusal(v) ? v : null;
   }
 
-  /** Whether the policy refuses host:port by its name alone (no address known). */
-  private refusedByName(host: string, port: number): boolean {
-    const v = this.policyGate?.evaluateConnect({ host, port, ip: null });
-    return v !== undefined && v !== 'per-request' && isRefusal(v);
+  /** Carries out a refusal (a kill terminates the client) and says what its record holds. */
+  private enforce(tunnel: Tunnel, verdict: Refusal): Enforced {
+    return verdict.action === 'kill'
+      ? { outcome: 'killed', reason: this.carryOutKill(tunnel, verdict) }
+      : { outcome: 'blocked', reason: verdict.explanation };
   }
 
   /**
@@ -293,8 +292,8 @@ export class InterceptingProxy {
   ): { code: string; message: string; verdict?: Verdict } | null {
     const loop = this.loopProblem(address, addressPort);
     if (loop) return { code: 'TR_LOOP', message: loop };
-    const v = this.policyGate?.evaluateConnect({ host, port, ip: address });
-    if (v !== undefined && v !== 'per-request' && isRefusal(v)) {
+    const v = this.connectRefusal(host, port, address);
+    if (v !== null) {
       return {
         code: 'TR_POLICY',
         message: `${host} resolved to ${address}, which the policy refuses: ${v.explanation}`,
@@ -450,7 +449,7 @@ export class InterceptingProxy {
     } catch (err) {
       dnsError = err;
       // A name the policy refuses is refused as such (403, recorded) whether or not it resolves.
-      if (this.refusedByName(target.host, target.port)) dest = unresolved(target.port);
+      if (this.connectRefusal(target.host, target.port, null)) dest = unresolved(target.port);
     }
     if (!dest) {
       const c = classifyUpstreamError(dnsError);
@@ -523,14 +522,9 @@ export class InterceptingProxy {
     if (connVerdict?.violation)
       this.recordViolation(tunnel, connVerdict, isRefusal(connVerdict), null, null);
     if (isRefusal(connVerdict)) {
-      const note =
-        connVerdict.action === 'kill'
-          ? this.carryOutKill(tunnel, connVerdict)
-          : connVerdict.explanation;
       this.deps.recorder.updateConnection(tunnel.connectionId, {
         endedAt: Date.now(),
-        outcome: connVerdict.action === 'kill' ? 'killed' : 'blocked',
-        reason: note,
+        ...this.enforce(tunnel, connVerdict),
       });
       rawReply(socket, 403, 'Forbidden', refusalBody(connVerdict));
       return;
@@ -614,13 +608,13 @@ export class InterceptingProxy {
         // CONNECT to an address: the name the client asks that server for is judged too (a
         // name the policy refuses is not reached by spelling its address).
         const byName =
-          hello.sni !== null && isIP(tunnel.host) ? this.sniVerdict(tunnel, hello.sni) : null;
+          hello.sni !== null && isIP(tunnel.host)
+            ? this.connectRefusal(hello.sni.toLowerCase(), tunnel.port, tunnel.dest.address || null)
+            : null;
         if (byName) {
           this.recordViolation(tunnel, byName, true, null, null);
-          fail(
-            byName.action === 'kill' ? 'killed' : 'blocked',
-            `TLS SNI '${hello.sni}': ${byName.action === 'kill' ? this.carryOutKill(tunnel, byName) : byName.explanation}`,
-          );
+          const done = this.enforce(tunnel, byName);
+          fail(done.outcome, `TLS SNI '${hello.sni}': ${done.reason}`);
           if (tunnel.connectionId) {
             this.deps.recorder.updateConnection(tunnel.connectionId, { verdict: byName });
           }
@@ -859,7 +853,7 @@ export class InterceptingProxy {
       };
       await handleExchange(this.env, tunnel, req, res);
     };
-    this.track(run()).catch((err: unknown) => {
+    this.track(run(), (err) => {
       this.deps.logger.error({ err: String(err) }, 'proxy request failed');
       res.destroy();
     });

@@ -48,6 +48,9 @@ export interface SessionObservations {
 
 const REFUSED = new Set(['block', 'kill']);
 
+/** host:port (or address:port) of a destination, as the summary lines name it. */
+const nameOf = (d: ObservedDestination): string => `${d.host || d.ip}:${d.port}`;
+
 /**
  * The destinations of a stored session: each proxied connection, each request that had no
  * connection record, and each socket the monitor saw (except those to the session's own proxy
@@ -64,7 +67,6 @@ export function observeSession(store: Store, sessionId: string): SessionObservat
   const refused = new Set<string>();
   const refusedDetail: RefusedDestination[] = [];
   const counts = { connections: 0, requests: 0, monitorEvents: 0 };
-  const nameOf = (d: ObservedDestination) => `${d.host || d.ip}:${d.port}`;
   const take = (d: ObservedDestination, action: string | null, request?: RequestRow) => {
     if (action === null || !REFUSED.has(action)) {
       observed.push(d);
@@ -172,7 +174,7 @@ async function emit(
   );
   // A destination also reached (a request refused by a methods/paths rule inside an allowed
   // connection) is learned, with that request kept as a block rule.
-  const reached = new Set(seen.observed.map((d) => `${d.host || d.ip}:${d.port}`));
+  const reached = new Set(seen.observed.map(nameOf));
   const leftOut = seen.refused.filter((name) => !reached.has(name));
   if (leftOut.length > 0) {
     io.err(
