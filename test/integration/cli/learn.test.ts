@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../../src/policy/index.js';
-import { openStore } from '../../../src/store/index.js';
+import { openStore, type Store } from '../../../src/store/index.js';
 import { requireClient } from '../../helpers/clients.js';
 import { CLI, run } from '../../helpers/proc.js';
 import { nextMillisecond } from '../../helpers/wait.js';
@@ -36,6 +36,26 @@ function trustrun(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string) {
 
 const quiet = { warn: () => {} };
 
+/** A connection to host:443 from a local client, recorded in session `sessionId`. */
+function addConnection(
+  store: Store,
+  sessionId: string,
+  host: string,
+  ip: string | null,
+  mode: 'tunnel' | 'intercept',
+): string {
+  return store.addConnection({
+    sessionId,
+    startedAt: Date.now(),
+    clientAddr: '127.0.0.1',
+    clientPort: 40000,
+    host,
+    port: 443,
+    ip,
+    mode,
+  });
+}
+
 /**
  * A finished session: connections to api.openai.com (x2), chat.openai.com and a refused
  * evil.example.net; a plain request with no connection record; direct sockets to a database and
@@ -45,16 +65,7 @@ async function recordSession(dataDir: string): Promise<string> {
   const store = await openStore({ dataDir });
   const s = store.startSession({ kind: 'run', level: 'metadata', listen: '127.0.0.1:39999' });
   const conn = (host: string, ip: string | null = null) =>
-    store.addConnection({
-      sessionId: s.id,
-      startedAt: Date.now(),
-      clientAddr: '127.0.0.1',
-      clientPort: 40000,
-      host,
-      port: 443,
-      ip,
-      mode: 'tunnel',
-    });
+    addConnection(store, s.id, host, ip, 'tunnel');
   // A tick apart: records made in the same millisecond have no defined order.
   conn('api.openai.com', '104.18.1.1');
   await nextMillisecond();
@@ -129,17 +140,7 @@ describe('trustrun learn --session', () => {
     const dataDir = join(tmp(), 'data');
     const store = await openStore({ dataDir });
     const s = store.startSession({ kind: 'run', level: 'headers', listen: '127.0.0.1:39999' });
-    const conn = (host: string) =>
-      store.addConnection({
-        sessionId: s.id,
-        startedAt: Date.now(),
-        clientAddr: '127.0.0.1',
-        clientPort: 40000,
-        host,
-        port: 443,
-        ip: null,
-        mode: 'intercept',
-      });
+    const conn = (host: string) => addConnection(store, s.id, host, null, 'intercept');
     conn('api.alpha.org');
     await nextMillisecond();
     const chat = conn('chat.alpha.org');

@@ -13,6 +13,16 @@ afterEach(async () => {
   await f.close();
 });
 
+/** An empty JSON POST made by a browser: its session cookie, no bearer token. */
+function postWithCookie(path: string, cookie: string): Promise<Response> {
+  return f.call(path, {
+    token: null,
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/json' },
+    body: '{}',
+  });
+}
+
 function expectSecurityHeaders(res: Response) {
   expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
   expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
@@ -97,12 +107,7 @@ describe('authentication', () => {
   it('logout ends the browser session', async () => {
     const res = await f.call(`/auth?token=${f.creds.issueOneTime()}`, { token: null });
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
-    const out = await f.call('/api/auth/logout', {
-      token: null,
-      method: 'POST',
-      headers: { cookie, 'content-type': 'application/json' },
-      body: '{}',
-    });
+    const out = await postWithCookie('/api/auth/logout', cookie);
     expect(out.status).toBe(200);
     expect((await f.call('/api/sessions', { token: null, headers: { cookie } })).status).toBe(401);
   });
@@ -121,12 +126,7 @@ describe('authentication', () => {
     expect(login.status).toBe(303);
     // A browser session cannot mint links of its own (it would outlive its 12 hours).
     const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-    const again = await f.call('/api/auth/links', {
-      token: null,
-      method: 'POST',
-      headers: { cookie, 'content-type': 'application/json' },
-      body: '{}',
-    });
+    const again = await postWithCookie('/api/auth/links', cookie);
     expect(again.status).toBe(403);
     expect(await again.json()).toMatchObject({ error: { code: 'TR_FORBIDDEN' } });
     expect((await f.call('/api/sessions', { token: null, headers: { cookie } })).status).toBe(200);
