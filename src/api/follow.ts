@@ -45,6 +45,12 @@ export class Follower<T extends { id: string }> {
    * once it has caught up with the re-read window.
    */
   private backlog: string | null;
+  /**
+   * Where a read of the re-read window that stopped at MAX_PAGES pages goes on at the next poll
+   * (a heavy load: more rows in the window than a poll reads), or null. The poll after the one
+   * that reaches the end reads the window from its start again, for rows committed late.
+   */
+  private resume: string | null = null;
 
   constructor(
     private readonly fetch: (q: PageQuery) => Page<T>,
@@ -95,7 +101,7 @@ export class Follower<T extends { id: string }> {
     }
     const window = cursorAt(lowMs);
     const replaying = this.backlog !== null && this.backlog < window;
-    let cursor: string | null = replaying ? this.backlog : window;
+    let cursor: string | null = replaying ? this.backlog : (this.resume ?? window);
     const out: T[] = [];
     for (let i = 0; i < MAX_PAGES && cursor !== null; i++) {
       const page = this.fetch({ order: 'asc', limit: PAGE, cursor });
@@ -111,14 +117,17 @@ export class Follower<T extends { id: string }> {
       }
       cursor = page.nextCursor;
     }
-    // A replay that did not reach the end goes on from here at the next poll.
+    // A read that did not reach the end goes on from here at the next poll.
     this.backlog = replaying && cursor !== null ? cursor : null;
+    this.resume = !replaying && cursor !== null ? cursor : null;
     // Forget what the next poll will not read again: rows at or before its window, which the
     // rows found open in this one may have moved back (a replay reaches rows older than the
     // window it started with).
     let nextLow = now - OVERLAP_MS;
     for (const id of this.open) nextLow = Math.min(nextLow, timeOfId(id));
-    const forgetUpTo = cursorAt(nextLow);
+    // Rows after `resume` are read again by the next poll: what was sent of them is kept.
+    let forgetUpTo = cursorAt(nextLow);
+    if (this.resume !== null && this.resume < forgetUpTo) forgetUpTo = this.resume;
     for (const id of this.sent.keys()) {
       if (id <= forgetUpTo && !this.open.has(id)) this.sent.delete(id);
     }

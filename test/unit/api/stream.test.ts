@@ -262,6 +262,56 @@ describe('Follower', () => {
     expect(fol.poll(now + 20)).toEqual([]);
   });
 
+  /**
+   * `perSecond` records a second for 12 s, polled every 500 ms (a poll reads at most 5,000 rows),
+   * then 10 s more of polls; with `openEvery`, one record in that many is still open when it is
+   * recorded and ends only after the load. Returns every row and the states sent for each.
+   */
+  function heavyLoad(perSecond: number, openEvery: number | null) {
+    const start = Date.now();
+    const rows: { id: string; done: boolean }[] = [];
+    const fol = new Follower(
+      table(rows),
+      (r) => String(r.done),
+      (r) => !r.done,
+      newId(start - 1),
+    );
+    const sent = new Map<string, string[]>();
+    const take = (now: number) => {
+      for (const r of fol.poll(now)) sent.set(r.id, [...(sent.get(r.id) ?? []), String(r.done)]);
+    };
+    let now = start;
+    for (let tick = 0; tick < 24; tick++) {
+      now += 500;
+      for (let i = 0; i < perSecond / 2; i++) {
+        const done = openEvery === null || i % openEvery !== 0;
+        rows.push({ id: newId(now - 500 + Math.floor((i * 1000) / perSecond)), done });
+      }
+      take(now);
+    }
+    for (const r of rows) r.done = true;
+    for (let tick = 0; tick < 20; tick++) take((now += 500));
+    expect(rows).toHaveLength(perSecond * 12);
+    return { rows, sent };
+  }
+
+  it('falls behind under a heavy load and catches up: no row skipped, none sent twice', () => {
+    // More rows a poll than a poll reads: 6,000 against 5,000.
+    const { rows, sent } = heavyLoad(12_000, null);
+    expect(rows.filter((r) => !sent.has(r.id))).toHaveLength(0);
+    expect([...sent.values()].filter((states) => states.length !== 1)).toHaveLength(0);
+  });
+
+  it('under a heavy load with open rows, sends every row and every end once', () => {
+    // The open rows hold the re-read window back to the first of them.
+    const { rows, sent } = heavyLoad(2_400, 100);
+    expect(rows.filter((r) => !sent.has(r.id))).toHaveLength(0);
+    const states = [...sent.values()].map((s) => s.join(','));
+    // A row first read after it ended is sent once, ended; one read while open, twice.
+    expect(states.filter((s) => s !== 'true' && s !== 'false,true')).toEqual([]);
+    expect(states.filter((s) => s === 'false,true').length).toBeGreaterThan(100);
+  });
+
   it('does not send again the rows after an open one a replay reached', () => {
     const now = Date.now();
     const open = { id: newId(now - 60_000), done: false };
