@@ -4,8 +4,11 @@ import { TrustRunError, VERSION } from '../core/index.js';
 
 type CommandModule = { register(program: Command): void };
 
-/** The commands a --policy given before the command applies to (learn and server ignore it). */
-const POLICY_COMMANDS = new Set(['run', 'proxy', 'watch', 'scan']);
+/**
+ * The commands a --policy given before the command applies to. The earlier tool's `learn`
+ * ignored it (ORIGINAL.md §10.7, a bug): `learn -- CMD` runs the command under it, as `run` does.
+ */
+const POLICY_COMMANDS = new Set(['run', 'proxy', 'watch', 'scan', 'learn']);
 
 /**
  * The commands, each in its own file under commands/ exporting `register(program)`. They are
@@ -60,18 +63,29 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
       'See where code sends data, and stop it: an HTTPS-intercepting proxy with policy enforcement\n' +
         'and an encrypted, redacted audit log.',
     )
-    .version(VERSION)
+    // The earlier tool's format, which scripts may parse.
+    .version(`trustrun, version ${VERSION}`, '-V, --version', 'print the version and exit')
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
-      outputError: (str, write) => write(`trustrun: ${str.replace(/^error: /, '')}`),
+      // One line (commander may add a suggestion on a line of its own), with where to look.
+      outputError: (str, write) =>
+        write(
+          `trustrun: ${str
+            .replace(/^error: /, '')
+            .trim()
+            .replace(/\s*\n\s*/g, ' ')} (see --help)\n`,
+        ),
     });
   program.enablePositionalOptions();
   // The earlier tool took --policy before the command (ORIGINAL.md); it still works there.
   program.option(
     '-p, --policy <file>',
-    'policy file for run, proxy, watch and scan, given before the command (as the earlier tool took it)',
+    'policy file for run, proxy, watch, scan and learn, given before the command (as the earlier tool took it)',
   );
+  program.option('-v, --verbose', 'log at debug level on stderr (as TRUSTRUN_LOG_LEVEL=debug)');
+  program.hook('preAction', () => {
+    if (program.opts<{ verbose?: boolean }>().verbose) process.env.TRUSTRUN_LOG_LEVEL = 'debug';
+  });
   program.hook('preAction', (_root, action) => {
     const file = program.opts<{ policy?: string }>().policy;
     if (file === undefined || !POLICY_COMMANDS.has(action.name())) return;

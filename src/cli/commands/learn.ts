@@ -312,6 +312,14 @@ export function register(program: Command): void {
         'learn: nothing to learn from (usage: trustrun learn --session ID, or trustrun learn -- CMD [ARGS...])',
       );
     }
+    // The earlier tool's `learn PID` watched a running process; a command named by digits alone
+    // is that, not a program.
+    if (/^\d+$/.test(command[0]!)) {
+      throw new TrustRunError(
+        'TR_USAGE',
+        `learn: a process id (${command[0]}) is not a command: watch the process with \`trustrun watch ${command[0]}\`, then learn from that session with \`trustrun learn --session ID\` (or run the program with \`trustrun learn -- CMD\`)`,
+      );
+    }
     try {
       process.exitCode = await learnRunCommand(command, opts);
     } catch (err) {

@@ -308,6 +308,45 @@ describe('trustrun learn -- CMD', () => {
     },
   );
 
+  it.skipIf(!requireClient('curl'))(
+    '--policy before learn is enforced during the run, as after it (the earlier tool ignored it)',
+    async () => {
+      const policyFile = join(w.dir, 'block-all.yaml');
+      writeFileSync(policyFile, 'version: 2\nname: block-all\ndefaults:\n  action: block\n');
+      const seen = w.ups.get(API)!.requests.length;
+      const r = await trustrun(
+        [
+          '--policy',
+          policyFile,
+          'learn',
+          '--data-dir',
+          w.dataDir,
+          ...w.flags,
+          '--level',
+          'headers',
+          '--',
+          'sh',
+          '-c',
+          // The command itself succeeds: trustrun's 1 is the violation.
+          `curl -s -o /dev/null https://${API}/blocked; exit 0`,
+        ],
+        w.env,
+        w.dir,
+      );
+      expect(r.code, r.stderr).toBe(1);
+      expect(w.ups.get(API)!.requests.length).toBe(seen);
+      expect(r.stderr).toContain("Left out 1 destination(s) the session's policy refused");
+      expect(r.stdout).not.toContain('action: allow');
+    },
+  );
+
+  it("`learn PID` (the earlier tool's form) is a usage error that says what to do instead", async () => {
+    const r = await trustrun(['learn', '3278', '--data-dir', w.dataDir], w.env, w.dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^trustrun: learn: a process id .*trustrun watch 3278.*--session/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('a command that cannot start: 127 with one line, as run', async () => {
     const r = await trustrun(
       ['learn', '--data-dir', w.dataDir, '--', 'no-such-command-xyz'],

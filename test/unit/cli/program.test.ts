@@ -47,3 +47,51 @@ describe('loading commands on demand', () => {
     expect(JSON.parse(out[2]!)).toEqual([]);
   });
 });
+
+describe('the program', () => {
+  const trustrun = (...args: string[]) => {
+    try {
+      const stdout = execFileSync(process.execPath, ['bin/trustrun.js', ...args], {
+        cwd: new URL('../../..', import.meta.url).pathname,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TRUSTRUN_LOG_LEVEL: '' },
+      });
+      return { code: 0, stdout, stderr: '' };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { code: e.status, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it('prints its version as the earlier tool did', () => {
+    expect(trustrun('--version').stdout).toMatch(/^trustrun, version \d+\.\d+\.\d+\n$/);
+  });
+
+  it.each([
+    [['history', '--limit', '0'], /--limit/],
+    [['proxi'], /unknown command 'proxi'.*Did you mean proxy\?/],
+    [['scan', '--bogus'], /unknown option '--bogus'/],
+  ])('a usage error %j is one line on stderr, exit 2', (args, message) => {
+    const r = trustrun(...args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^trustrun: .* \(see --help\)\n$/);
+    expect(r.stderr.split('\n')).toHaveLength(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('-v/--verbose logs at debug level', async () => {
+    const { buildProgram: build } = await import('../../../src/cli/program.js');
+    const before = process.env.TRUSTRUN_LOG_LEVEL;
+    try {
+      delete process.env.TRUSTRUN_LOG_LEVEL;
+      const program = await build(argv('-v', 'history', '--help'));
+      program.commands.find((c) => c.name() === 'history')!.action(() => {});
+      await program.parseAsync(argv('-v', 'history'));
+      expect(process.env.TRUSTRUN_LOG_LEVEL).toBe('debug');
+    } finally {
+      if (before === undefined) delete process.env.TRUSTRUN_LOG_LEVEL;
+      else process.env.TRUSTRUN_LOG_LEVEL = before;
+    }
+  });
+});
