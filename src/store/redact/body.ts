@@ -11,6 +11,7 @@ import {
 } from './content-type.js';
 import { DEFAULT_MAX_DECODED_BYTES, decodeBody } from './decode.js';
 import { JsonRedactor, JsonTooDeep, type Json } from './json.js';
+import { redactLenientJson } from './lenient.js';
 import { redactMultipart } from './multipart.js';
 import { redactTextInto } from './text.js';
 import { redactParamsInto } from './url.js';
@@ -67,7 +68,11 @@ function redactNdjson(text: string, applied: Applied): string {
     .map((line) => {
       if (line.trim() === '') return line;
       const parsed = tryParse(line);
-      const shown = parsed.ok ? redactJsonValue(parsed.value, applied, 'body:', 0) : null;
+      const shown = parsed.ok
+        ? redactJsonValue(parsed.value, applied, 'body:', 0)
+        : LOOKS_LIKE_JSON.test(line)
+          ? redactLenientJson(line, applied, 'body')
+          : null;
       return shown ?? redactTextInto(line, applied, 'body');
     })
     .join('\n');
@@ -87,15 +92,24 @@ function redactAsFormat(
 ): string {
   if (format === 'form') return redactParamsInto(text, applied, `${location}:form:`);
   if (format === 'ndjson') return redactNdjson(text, applied);
+  if (format === 'json' && text.trim() === '') return text;
   if (format === 'json' || (sniffJson && LOOKS_LIKE_JSON.test(text))) {
     const parsed = tryParse(text);
     if (parsed.ok) {
       const shown = redactJsonValue(parsed.value, applied, `${location}:`, 2);
       if (shown !== null) return shown;
-      notes.push('JSON nested too deeply to walk; redacted as text');
-    } else if (format === 'json') {
-      notes.push('not valid JSON (possibly truncated); redacted as text');
+    } else {
+      const shown = redactLenientJson(text, applied, location);
+      if (shown !== null) {
+        if (format === 'json') {
+          notes.push(
+            'not valid JSON (possibly truncated); redacted by its structure as far as it could be read',
+          );
+        }
+        return shown;
+      }
     }
+    notes.push('JSON nested too deeply to walk; redacted as text');
   }
   return redactTextInto(text, applied, location);
 }

@@ -135,13 +135,54 @@ describe('redactBody: JSON', () => {
     expect(xmlish.text).toBe('{"token":"[REDACTED:token]","lastName":"Roe"}');
   });
 
-  it('redacts truncated JSON as text and says so', () => {
+  it('redacts truncated JSON by its structure, keeps its text, and says so', () => {
     const cut = Buffer.from('{"user":"x","access_token":"abcdef0123456789","refresh_token":"ghij');
     const r = redactBody(cut, JSON_TYPE);
     expect(r.text).toBe(
-      '{"user":"x","access_token":"[REDACTED:token]","refresh_token":"[REDACTED:token]',
+      '{"user":"x","access_token":"[REDACTED:token]","refresh_token":"[REDACTED:token]"',
     );
     expect(r.note).toMatch(/not valid JSON/);
+  });
+
+  it('masks what only the structure says in JSON that does not parse (NaN, quotes, cut off)', () => {
+    const body =
+      '{"password": ["pw-1-abc"], "client_secret": {"v": "cs-1-abc"}, "n": NaN, ' +
+      '\'api_key\': \'single-quoted-1\', "resourceType":"Patient", "name":[{"family":"Famname"}], ' +
+      '"telecom":[{"system":"phone","value":"555-867-5309"}], "user": "jo", "items": [1, 2,], ' +
+      '"password": "dup-pw-2", "note": "SSN 219-54-3299", "jo.doe@example.org": "under-an-email", ' +
+      '"tail": {"access_token": "tok-cut-';
+    const r = redactBody(Buffer.from(body), JSON_TYPE);
+    for (const secret of [
+      'pw-1-abc',
+      'cs-1-abc',
+      'single-quoted-1',
+      'Famname',
+      '555-867-5309',
+      'dup-pw-2',
+      '219-54-3299',
+      'jo.doe@example.org',
+      'under-an-email',
+      'tok-cut-',
+    ]) {
+      expect(r.text).not.toContain(secret);
+    }
+    // Only the masked values change: the rest is the text as it came.
+    expect(r.text).toMatch(/^\{"password": \["\[REDACTED:password\]"\], "client_secret": \{"v": /);
+    expect(r.text).toContain('"n": NaN');
+    expect(r.text).toContain('"user": "jo", "items": [1, 2,]');
+    expect(r.text).toContain('"password": "[REDACTED:duplicate-key]"');
+    expect(r.applied).toContainEqual({ kind: 'name', location: 'body:$.name[*].family', count: 1 });
+  });
+
+  it('walks a cut-off JSON body sent as text/plain, and the cut-off last line of NDJSON', () => {
+    const plain = redactBody(Buffer.from('{"items":[{"secret":["abc-secret-1'), {
+      contentType: 'text/plain',
+    });
+    expect(plain.text).toBe('{"items":[{"secret":["[REDACTED:secret]"');
+    const nd = redactBody(Buffer.from('{"ok":1}\n{"client_secret":{"v":["abc-secret-2'), {
+      contentType: 'application/x-ndjson',
+    });
+    expect(nd.text).toBe('{"ok":1}\n{"client_secret":{"v":["[REDACTED:secret]"');
   });
 
   it('falls back to text for JSON nested too deeply to walk', () => {
@@ -270,6 +311,37 @@ describe('redactBody: FHIR Patient', () => {
     });
   });
 
+  it('masks a Bundle cut off anywhere (a body over --max-body)', () => {
+    const bundle = JSON.stringify({
+      resourceType: 'Bundle',
+      entry: [{ resource: patient }, { resource: patient }],
+    });
+    const sensitive = [
+      'Chalmers',
+      'Peter',
+      'James',
+      'Jim',
+      'Windsor',
+      '12345',
+      '5555 6473',
+      'p.chalmers',
+      '1974-12-25',
+      'Erewhon',
+      'PleasantVille',
+      'Bénédicte',
+      '998327',
+    ];
+    for (let cut = 1; cut < bundle.length; cut++) {
+      const r = redactBody(Buffer.from(bundle.slice(0, cut)), {
+        contentType: 'application/fhir+json',
+      });
+      for (const v of sensitive) {
+        const head = v.slice(0, Math.min(4, v.length));
+        if (r.text!.includes(head)) throw new Error(`cut at ${cut}: ${head} shown in ${r.text}`);
+      }
+    }
+  });
+
   it('finds resources inside a Bundle', () => {
     const bundle = {
       resourceType: 'Bundle',
@@ -387,7 +459,6 @@ describe('redactBody: forms, multipart, text', () => {
       text: '',
       applied: [],
       binary: false,
-      note: 'not valid JSON (possibly truncated); redacted as text',
     });
     expect(redactBody(Buffer.alloc(0), {})).toEqual({ text: '', applied: [], binary: false });
   });
