@@ -328,6 +328,7 @@ export function compilePolicy(parts: PolicyParts): CompiledPolicy {
   );
   return Object.freeze({
     name: parts.name,
+    shownName,
     format: parts.format,
     captureLevel: parts.captureLevel,
     files: Object.freeze([...parts.files]) as unknown as string[],

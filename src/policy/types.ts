@@ -29,6 +29,8 @@ export interface FlatRule {
 export interface CompiledPolicy {
   /** The policy's `name`, or null when the file gives none (legacy files: "unnamed"). */
   name: string | null;
+  /** What the policy is called where one is shown: its `name`, or its file's name. */
+  shownName: string;
   format: PolicyFormat;
   /** `capture_level` of the top file, or null when it sets none (the CLI default applies). */
   captureLevel: CaptureLevel | null;

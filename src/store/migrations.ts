@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { TrustRunError } from '../core/index.js';
+import { redactCommand } from './redact/view.js';
 
 /**
  * Versioned schema migrations, applied in order at open, each once (recorded in
@@ -18,6 +19,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Rewrites rows after `sql`, in the same transaction (a change SQL alone cannot make). */
+  data?: (db: Database) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -237,6 +240,33 @@ CREATE TABLE body_parts (
 CREATE UNIQUE INDEX body_parts_request ON body_parts(request_id, field, seq);
 `,
   },
+  {
+    version: 4,
+    name: 'command lines stored redacted',
+    // A session's command line is clear (history lists it) and may hold a token or a patient
+    // identifier (`curl 'https://h/x?access_token=…'`, `-u user:password`): it is stored as every
+    // read path shows it, and the rows written before are redacted in place.
+    sql: '',
+    data: (db) => {
+      const rows = db
+        .prepare('SELECT id, command FROM sessions WHERE command IS NOT NULL')
+        .all() as { id: string; command: string }[];
+      const update = db.prepare('UPDATE sessions SET command = ? WHERE id = ?');
+      for (const row of rows) {
+        let command: unknown;
+        try {
+          command = JSON.parse(row.command);
+        } catch {
+          command = null;
+        }
+        const shown =
+          Array.isArray(command) && command.every((a) => typeof a === 'string')
+            ? JSON.stringify(redactCommand(command as string[]))
+            : null;
+        if (shown !== row.command) update.run(shown, row.id);
+      }
+    },
+  },
 ];
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */
@@ -272,7 +302,8 @@ export function migrate(db: Database, migrations: readonly Migration[] = MIGRATI
     );
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      db.exec(m.sql);
+      if (m.sql) db.exec(m.sql);
+      m.data?.(db);
       record.run(m.version, m.name, Date.now());
       applied.push(m.version);
     }

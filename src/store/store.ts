@@ -19,6 +19,7 @@ import { loadMasterKey, unwrapDataKey, wipe, wrapDataKey, type MasterKey } from 
 import { isOwnerAlive, processToken } from './liveness.js';
 import { migrate } from './migrations.js';
 import { Reader } from './reads.js';
+import { redactCommand } from './redact/view.js';
 import {
   loadSealing,
   newDataKey,
@@ -340,7 +341,8 @@ export class SqliteStore implements Store {
     const startedAt = Date.now();
     const dataKey = newDataKey();
     const wrapped = wrapDataKey(this.master, id, dataKey);
-    const command = input.command ?? null;
+    // Stored (and returned) as every read path shows it: see migration 4.
+    const command = input.command ? redactCommand(input.command) : null;
     try {
       this.transaction('start a session', () => {
         this.s.insertSession.run(

@@ -10,7 +10,13 @@ import {
   type ObservedDestination,
   type RefusedDestination,
 } from '../../policy/index.js';
-import { openStore, type RequestRow, type SessionRow, type Store } from '../../store/index.js';
+import {
+  openStore,
+  redactCommand,
+  type RequestRow,
+  type SessionRow,
+  type Store,
+} from '../../store/index.js';
 import { dataDirFrom } from '../common.js';
 import { everyRow } from '../store.js';
 import { addProxyOptions, type ProxyCommandOptions } from './proxy.js';
@@ -253,7 +259,7 @@ export async function learnRunCommand(
     warn: (m) => io.err(`${m}\n`),
     onSessionStarted: (s) =>
       io.err(
-        `trustrun: learning from ${argv.join(' ')} through ${s.url} (session ${s.sessionId})\n`,
+        `trustrun: learning from ${redactCommand(argv).join(' ')} through ${s.url} (session ${s.sessionId})\n`,
       ),
   });
   // The command's own status: trustrun's (result.exitCode) is also non-zero for a violation.

@@ -18,6 +18,8 @@ function load(file: string, io: PolicyIo): Promise<CompiledPolicy> {
 export interface PolicyCheckResult {
   valid: true;
   name: string | null;
+  /** The name shown for it: `name`, or the file's name. */
+  shownName: string;
   format: CompiledPolicy['format'];
   captureLevel: CompiledPolicy['captureLevel'];
   defaultAction: CompiledPolicy['defaultAction'];
@@ -35,6 +37,7 @@ export async function policyCheck(
   return {
     valid: true,
     name: p.name,
+    shownName: p.shownName,
     format: p.format,
     captureLevel: p.captureLevel,
     defaultAction: p.defaultAction,
@@ -67,7 +70,7 @@ function pad(rows: string[][]): string {
 }
 
 export function formatCheck(file: string, r: PolicyCheckResult): string {
-  const name = r.name === null ? 'unnamed' : `"${r.name}"`;
+  const name = r.name === null ? `unnamed (shown as "${r.shownName}")` : `"${r.name}"`;
   const lines = [
     `${file}: valid ${r.format === 'v2' ? 'version 2' : 'legacy'} policy ${name}: ` +
       `${r.rules.length} rule${r.rules.length === 1 ? '' : 's'} from ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ` +

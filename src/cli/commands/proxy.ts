@@ -128,9 +128,11 @@ export async function startProxySession(
   } = {},
 ): Promise<ProxySession> {
   const warn = extra.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
+  // The policy loader's notices (a legacy file) carry the prefix the other commands print.
+  const policyWarn = (m: string) => warn(`trustrun: warning: ${m}`);
   const resolve = opts.resolve.map(parseResolveRule);
   const upstreamCa = opts.upstreamCa.map(readCaFile);
-  const policy = opts.policy ? await loadPolicyInWorker(opts.policy, { warn }) : null;
+  const policy = opts.policy ? await loadPolicyInWorker(opts.policy, { warn: policyWarn }) : null;
   const level: CaptureLevel = opts.level ?? policy?.captureLevel ?? 'metadata';
   const dataDir = dataDirFrom(opts);
   const paths = dataPaths(dataDir);
@@ -170,7 +172,7 @@ export async function startProxySession(
     session = store.startSession({
       kind: extra.kind ?? 'proxy',
       command: extra.command ?? null,
-      policy: policy?.name ?? opts.policy ?? null,
+      policy: policy?.shownName ?? null,
       level,
       listen:
         bound.family === 'IPv6'
@@ -217,7 +219,7 @@ export async function startProxySession(
     async reloadPolicy() {
       if (!opts.policy) return { ok: false, message: 'no --policy file to reload' };
       try {
-        const next = await loadPolicyInWorker(opts.policy, { warn });
+        const next = await loadPolicyInWorker(opts.policy, { warn: policyWarn });
         current = next;
         proxy.setPolicy(next);
         return {
@@ -316,7 +318,7 @@ export function register(program: Command): void {
         session: s.sessionId,
         dataDir: s.dataDir,
         ca: s.caPath,
-        policy: s.policy?.name ?? (opts.policy ? opts.policy : null),
+        policy: s.policy?.shownName ?? null,
         env: `HTTPS_PROXY=${s.url}`,
         api: api ? { url: api.url, oneTimeUrl: api.oneTimeUrl } : null,
       };
@@ -328,7 +330,7 @@ export function register(program: Command): void {
       );
       err.write(`  data directory: ${s.dataDir}\n  CA certificate: ${s.caPath}\n`);
       if (opts.policy)
-        err.write(`  policy: ${opts.policy}${s.policy?.name ? ` (${s.policy.name})` : ''}\n`);
+        err.write(`  policy: ${opts.policy}${s.policy ? ` (${s.policy.shownName})` : ''}\n`);
       err.write(
         `  use it with:   eval "$(trustrun ca env --data-dir '${s.dataDir}')"; export HTTPS_PROXY=${s.url} https_proxy=${s.url}\n`,
       );

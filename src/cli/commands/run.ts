@@ -18,7 +18,7 @@ import {
 } from '../../core/index.js';
 import { killTree, startMonitor, type Monitor, type MonitorEvent } from '../../monitor/index.js';
 import type { ProxyDeps } from '../../proxy/index.js';
-import type { Store } from '../../store/index.js';
+import { redactCommand, type Store } from '../../store/index.js';
 import {
   addProxyOptions,
   isLoopback,
@@ -374,8 +374,8 @@ export async function runChild(
     const exitCode = childStatus === null ? 1 : violated && childStatus === 0 ? 1 : childStatus;
     const summary: RunSummary = {
       session: session.sessionId,
-      command: argv,
-      policy: session.policy?.name ?? null,
+      command: redactCommand(argv),
+      policy: session.policy?.shownName ?? null,
       policyFile: opts.policy ?? null,
       level: session.level,
       proxy: session.url,
@@ -533,8 +533,8 @@ export function register(program: Command): void {
           onSessionStarted: (s) => {
             const warning = phiWarning(s.level);
             process.stderr.write(
-              `trustrun: running ${command.join(' ')} through ${s.url} (level ${s.level}, ` +
-                `${s.policy ? `policy ${s.policy.name}` : 'no policy'}, session ${s.sessionId})\n`,
+              `trustrun: running ${redactCommand(command).join(' ')} through ${s.url} (level ${s.level}, ` +
+                `${s.policy ? `policy ${s.policy.shownName}` : 'no policy'}, session ${s.sessionId})\n`,
             );
             if (warning) process.stderr.write(`${warning}\n`);
           },

@@ -68,7 +68,7 @@ async function policyAdapter(file: string, io: ScanIo): Promise<PolicyAdapter> {
   if (!existsSync(file))
     throw new TrustRunError('TR_USAGE', `scan: policy file not found: ${file}`);
   const policy = await loadPolicy(file, { warn: (msg) => io.err(`trustrun: warning: ${msg}\n`) });
-  return { name: policy.name ?? file, evaluate: (subject) => policy.evaluate(subject) };
+  return { name: policy.shownName, evaluate: (subject) => policy.evaluate(subject) };
 }
 
 /** A progress line on stderr, redrawn at most ten times a second, erased at the end. */

@@ -92,7 +92,7 @@ export async function watchCommand(
   const session = store.startSession({
     kind: 'watch',
     command: null,
-    policy: policy ? (policy.name ?? opts.policy!) : null,
+    policy: policy ? policy.shownName : null,
     level: 'metadata',
   });
   const rec = monitorRecorder(store, session.id, (m) => io.err(`${m}\n`));
@@ -170,7 +170,7 @@ async function watchSession(
     throw err;
   }
   const exe = processExe(pid);
-  const policyName = policy ? (policy.name ?? opts.policy!) : 'none (audit only)';
+  const policyName = policy ? policy.shownName : 'none (audit only)';
   if (!opts.json) {
     io.err(`TrustRun watching PID ${pid}${exe ? ` (${exe})` : ''} with policy ${policyName}\n`);
     if (policy) io.err(`  Rules: ${policy.rules.length}, Default: ${policy.defaultAction}\n`);

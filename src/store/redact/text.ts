@@ -33,6 +33,13 @@ const XML_ELEMENT =
 /** FHIR XML names: <family value="…"/>, <given value="…"/> */
 const FHIR_XML_NAME = /(<(?:family|given|prefix|suffix)\b[^<>]{0,256}?\bvalue=")([^"]*)(")/g;
 
+/**
+ * `scheme://user:password@host` in text (a connection string in a JSON value, a Link header): the
+ * userinfo up to the last `@` before the host. Bounded, and anchored at the scheme's start.
+ */
+const URL_USERINFO =
+  /(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,31}:\/\/)(?!\[REDACTED:)([^\s/?#"'<>[\]{}]{1,256})@(?=[A-Za-z0-9[])/g;
+
 const BEARER = /(?<![A-Za-z0-9_-])(bearer[ \t]+)(?!\[REDACTED)([A-Za-z0-9._~+/=-]{8,})/gi;
 const JWT = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 
@@ -160,6 +167,14 @@ class TextRedactor {
     );
   }
 
+  userinfo(text: string): string {
+    if (!text.includes('://')) return text;
+    return text.replace(
+      URL_USERINFO,
+      (_whole: string, scheme: string) => `${scheme}${this.mask('userinfo')}@`,
+    );
+  }
+
   tokens(text: string): string {
     let out = text;
     if (/bearer/i.test(out)) {
@@ -215,7 +230,8 @@ class TextRedactor {
 export function redactTextInto(text: string, applied: Applied, location: string): string {
   if (text.length < 5 || !MAYBE.test(text)) return text;
   const r = new TextRedactor(applied, location);
-  let out = r.keyValues(text);
+  let out = r.userinfo(text);
+  out = r.keyValues(out);
   out = r.xmlElements(out);
   out = r.fhirXmlNames(out);
   out = r.tokens(out);

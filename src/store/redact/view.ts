@@ -82,6 +82,11 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
   };
 }
 
+/**
+ * Options whose value is `user[:password]` (curl's, among others), whatever their names say.
+ */
+const CREDENTIAL_OPTIONS = new Set(['-u', '--user', '-U', '--proxy-user']);
+
 /** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
 const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
 
@@ -94,8 +99,15 @@ export function redactCommand(command: readonly string[]): string[] {
   return command.map((arg, i) => {
     // `--password SECRET`: the value of an option named like a secret, given as its own argument.
     const option = /^--?([A-Za-z][\w.-]*)$/.exec(command[i - 1] ?? '');
-    const named = option ? secretKeyKind(option[1] as string, 'text') : null;
+    const named = option
+      ? CREDENTIAL_OPTIONS.has(command[i - 1] as string)
+        ? 'userinfo'
+        : secretKeyKind(option[1] as string, 'text')
+      : null;
     if (named !== null && !arg.startsWith('-')) return marker(named);
+    // `--user=USER:PASSWORD`, `-uUSER:PASSWORD`.
+    const attached = /^(--(?:proxy-)?user=|-[uU](?=[^=]*:))./.exec(arg);
+    if (attached) return `${attached[1]}${marker('userinfo')}`;
     const urls = arg.includes('://') ? arg.replace(URL_IN_ARG, (u) => redactUrl(u).url) : arg;
     // `--password=SECRET`: the dashes are not part of the key.
     const dashes = /^-{1,2}/.exec(urls)?.[0] ?? '';

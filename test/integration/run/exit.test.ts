@@ -192,6 +192,43 @@ describe('exit codes', () => {
       expect(row.listen).toMatch(/^127\.0\.0\.1:[1-9]\d*$/);
     });
   });
+
+  it("an unnamed policy is shown by its file's name; a legacy file's notice has the warning prefix", async () => {
+    const unnamed = join(w.dir, 'noname.yaml');
+    writeFileSync(unnamed, 'version: 2\ndefaults:\n  action: allow\n');
+    const r = await trustrunRun(w, ['--policy', unnamed, '--json'], ['true']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('policy noname.yaml, session');
+    expect(JSON.parse(lastLine(r.stdout))).toMatchObject({ policy: 'noname.yaml' });
+    const legacy = join(w.dir, 'old.yaml');
+    writeFileSync(legacy, 'name: old\nrules: []\n');
+    const l = await trustrunRun(w, ['--policy', legacy], ['true']);
+    expect(l.stderr).toMatch(/^trustrun: warning: .*old\.yaml: legacy policy file/m);
+  });
+
+  it('shows and records the command line redacted (a token in a URL, curl -u)', async () => {
+    const argv = [
+      'sh',
+      '-c',
+      'exit 0',
+      'https://h.test/x?access_token=RUNMARK1',
+      '-u',
+      'RUNMARK2:pw',
+    ];
+    const r = await trustrunRun(w, ['--json'], argv);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain('RUNMARK');
+    const s = JSON.parse(lastLine(r.stdout)) as RunSummary;
+    expect(s.command).toEqual([
+      'sh',
+      '-c',
+      'exit 0',
+      'https://h.test/x?access_token=[REDACTED:token]',
+      '-u',
+      '[REDACTED:userinfo]',
+    ]);
+    await withStore(w, (store) => expect(store.getSession(s.session)!.command).toEqual(s.command));
+  });
 });
 
 /** Starts `trustrun run` and resolves once the child printed "ready". */

@@ -153,6 +153,15 @@ describe('redactHeaders: cookies', () => {
 });
 
 describe('redactHeaders: other headers', () => {
+  it('masks URL userinfo inside any header value (Link, a custom header)', () => {
+    const { headers } = redactHeaders([
+      ['Link', '<https://HDRUSER1:HDRPW1@a.example/a>; rel="next"'],
+      ['X-Upstream', 'postgres://HDRUSER2:HDRPW2@db.internal:5432/phi'],
+    ]);
+    expect(JSON.stringify(headers)).not.toMatch(/HDRUSER|HDRPW/);
+    expect(headers[0]![1]).toBe('<https://[REDACTED:userinfo]@a.example/a>; rel="next"');
+  });
+
   it('passes ordinary headers unchanged, in order, with their spelling', () => {
     const input: [string, string][] = [
       ['Host', 'api.example.com'],

@@ -196,6 +196,19 @@ describe('redactText: applied', () => {
   });
 });
 
+table('URL userinfo in text', [
+  [
+    'db "postgres://admin:pw1!@db.x:5432/phi" x',
+    'db "postgres://[REDACTED:userinfo]@db.x:5432/phi" x',
+  ],
+  ['see https://user3:pw3@host.example/ now', 'see https://[REDACTED:userinfo]@host.example/ now'],
+  ['<https://u4:p4@a.b/a>; rel=next', '<https://[REDACTED:userinfo]@a.b/a>; rel=next'],
+  ['ftp://u:p@ss@host/x', 'ftp://[REDACTED:userinfo]@host/x'],
+  ['http://u@[::1]:80/', 'http://[REDACTED:userinfo]@[::1]:80/'],
+  ['https://x.io/a@b', 'https://x.io/a@b'],
+  ['https://example.org/~user/@home', 'https://example.org/~user/@home'],
+]);
+
 describe('redactText: cost stays linear on hostile input', () => {
   const M = 1 << 20;
   const inputs: [string, string][] = [
@@ -213,6 +226,8 @@ describe('redactText: cost stays linear on hostile input', () => {
     ['bearer words', 'bearer '.repeat(M / 7)],
     ['jwt-like', 'eyJaaaaaaaaa.'.repeat(M / 13)],
     ['token run', `token=${'x'.repeat(M)}`],
+    ['schemes', 'a://b:c'.repeat(M / 7)],
+    ['scheme and at signs', `a://${'b:@'.repeat(M / 3)}`],
   ];
   for (const [name, input] of inputs) {
     it(`${name}: 1 MiB in well under 3 s`, () => {
@@ -254,5 +269,30 @@ describe('redactCommand', () => {
     expect(shown[4]).toMatch(
       /^https:\/\/\[REDACTED:userinfo\]@h\.test\/a\?access_token=\[REDACTED:/,
     );
+  });
+
+  it("masks curl's -u/--user and --proxy-user values, separate or attached", () => {
+    const shown = redactCommand([
+      'curl',
+      '-u',
+      'CMDUSER1:CMDPW1',
+      '--user=CMDUSER2:CMDPW2',
+      '-uCMDUSER3:CMDPW3',
+      '--proxy-user',
+      'CMDUSER4:CMDPW4',
+      '-s',
+      'https://h.test/',
+    ]);
+    expect(shown).toEqual([
+      'curl',
+      '-u',
+      '[REDACTED:userinfo]',
+      '--user=[REDACTED:userinfo]',
+      '-u[REDACTED:userinfo]',
+      '--proxy-user',
+      '[REDACTED:userinfo]',
+      '-s',
+      'https://h.test/',
+    ]);
   });
 });

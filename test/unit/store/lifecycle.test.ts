@@ -80,6 +80,47 @@ describe('schema and migrations', () => {
     expect(appliedVersions(db)).toEqual([...MIGRATIONS.map((m) => m.version), 900, 901]);
   });
 
+  it('stores a command line redacted, and redacts the rows of an older database in place', async () => {
+    const dataDir = temp.make();
+    const store = await openAt(dataDir);
+    const secretUrl = 'https://h.test/x?access_token=CMDMARK1tok';
+    const s = store.startSession({
+      kind: 'run',
+      command: ['curl', '-u', 'CMDMARK2usr:CMDMARK2pw', secretUrl],
+      level: 'headers',
+    });
+    expect(JSON.stringify(s.command)).not.toMatch(/CMDMARK/);
+    await store.close();
+    // The same database as version 3 left it: a command stored as given.
+    const db = raw(dataDir);
+    db.prepare('DELETE FROM schema_migrations WHERE version = 4').run();
+    db.prepare(
+      `INSERT INTO sessions (id, kind, command, level, started_at, status)
+       VALUES ('0mold000000000000000', 'run', ?, 'headers', 1, 'completed')`,
+    ).run(JSON.stringify(['Rscript', '-e', `httr::GET('${secretUrl.replace('1tok', '3tok')}')`]));
+    db.close();
+    open.splice(open.indexOf(db), 1);
+    const again = await openAt(dataDir);
+    const old = again.getSession('0mold000000000000000')!;
+    expect(old.command).toEqual([
+      'Rscript',
+      '-e',
+      "httr::GET('https://h.test/x?access_token=[REDACTED:token]')",
+    ]);
+    expect(again.getSession(s.id)!.command).toEqual(s.command);
+    await again.close();
+    for (const file of ['trustrun.db', 'trustrun.db-wal']) {
+      const bytes = (() => {
+        try {
+          return readFileSync(join(dataDir, file));
+        } catch {
+          return Buffer.alloc(0);
+        }
+      })();
+      expect(bytes.includes('CMDMARK')).toBe(false);
+    }
+  });
+
   it('refuses a database written by a newer version', async () => {
     const dataDir = temp.make();
     await (await openAt(dataDir)).close();
