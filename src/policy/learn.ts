@@ -60,6 +60,13 @@ export interface LearnOptions {
    * `allow` rules: a learned policy never turns a refusal into an `allow`.
    */
   refused?: readonly RefusedDestination[];
+  /**
+   * Masks what a refused request's path must not show (a patient id, a session token), as
+   * `[REDACTED:kind]` markers; each marker becomes `*` in the `block` rule's path glob, so the
+   * policy file and the summary never hold the value and the rule still refuses that request.
+   * Without it the path is kept as it was.
+   */
+  redactPath?: (path: string) => string;
 }
 
 /** A destination the session's policy refused; with `method` and `path`, one refused request. */
@@ -163,7 +170,7 @@ export function learnPolicy(
   const groups = new Map<string, Group>();
   const skipped: LearnedPolicy['skipped'] = [];
   const refused = opts.refused ?? [];
-  const { refusals, covered } = refusalRules(refused, observed);
+  const { refusals, covered } = refusalRules(refused, observed, opts.redactPath);
   // Names no pattern may cover: every refusal but the requests kept as `block` rules.
   const refusedNames = refused
     .filter((r) => !covered.has(r))
@@ -216,6 +223,7 @@ export function learnPolicy(
 function refusalRules(
   refused: readonly RefusedDestination[],
   observed: readonly ObservedDestination[],
+  redactPath: (path: string) => string = (p) => p,
 ): { refusals: LearnedRefusal[]; covered: Set<RefusedDestination> } {
   const key = (host: string | null | undefined, ip: string | null | undefined, port: unknown) =>
     `${normaliseHost(host ?? '') || (ip ?? '').trim().toLowerCase()} ${Number(port) || 0}`;
@@ -228,8 +236,12 @@ function refusalRules(
     const match = destinationPattern(r.host, r.ip, { exact: true });
     if (match === null) continue;
     const method = r.method.toUpperCase();
-    // The path as the policy reads it, its glob characters taken literally.
-    const path = literalGlob(normalizePath(r.path));
+    // The path as the policy reads it, its glob characters taken literally, what it must not
+    // show as `*`.
+    const path = redactPath(normalizePath(r.path))
+      .split(MARKER)
+      .map((piece, i) => (i % 2 === 1 ? '*' : literalGlob(piece)))
+      .join('');
     const port = Number.isInteger(r.port) && r.port! >= 1 && r.port! <= 65535 ? r.port! : null;
     const k = `${match} ${port} ${method} ${path}`;
     covered.add(r);
@@ -245,6 +257,9 @@ function refusalRules(
   }
   return { refusals: [...out.values()], covered };
 }
+
+/** A redaction marker, `[REDACTED:ssn]` (captured: split keeps it at the odd places). */
+const MARKER = /(\[REDACTED:[a-z][a-z0-9-]*\])/;
 
 /** A path as a glob that matches only itself: `*`, `?`, `[` and `]` become one-character sets. */
 function literalGlob(path: string): string {

@@ -13,6 +13,7 @@ import {
 import {
   openStore,
   redactCommand,
+  redactUrl,
   type RequestRow,
   type SessionRow,
   type Store,
@@ -132,6 +133,7 @@ export async function learnFromSession(
 ): Promise<{ learned: LearnedPolicy; seen: SessionObservations }> {
   const seen = observeSession(store, sessionId);
   const learned = learnPolicy(seen.observed, {
+    redactPath: (path) => redactUrl(path).url,
     name: opts.name,
     defaultAction: opts.defaultAction,
     exact: opts.exact,

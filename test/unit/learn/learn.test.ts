@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { redactUrl } from '../../../src/store/index.js';
 import {
   destinationPattern,
   learnPolicy,
@@ -241,5 +242,23 @@ describe('learnPolicy: refused requests', () => {
     expect(at('POST', '/Admin/x*y]')).toBe('block');
     expect(at('POST', '/Admin/xZZy]')).toBe('allow');
     expect(at('GET', '/Admin/x*y]')).toBe('allow');
+  });
+
+  it('writes what the path must not show as `*`: the policy never holds it, and still refuses it', async () => {
+    const raw = '/patients/219-54-3299/notes;jsessionid=SESS1/x';
+    const learned = learnPolicy([{ host: 'f.test', port: 443 }], {
+      refused: [{ host: 'f.test', port: 443, method: 'get', path: raw }],
+      redactPath: (p) => redactUrl(p).url,
+    });
+    expect(learned.yaml).not.toMatch(/219-54-3299|SESS1/);
+    expect(learned.refusals[0]!.path).toBe('/patients/*/notes;jsessionid=*/x');
+    expect(learned.refusals[0]!.reason).not.toMatch(/219-54-3299|SESS1/);
+    const policy = await parsePolicy(learned.yaml, 'learned.yaml', quiet);
+    expect(policy.evaluate({ host: 'f.test', port: 443, method: 'GET', path: raw }).action).toBe(
+      'block',
+    );
+    expect(
+      policy.evaluate({ host: 'f.test', port: 443, method: 'GET', path: '/patients' }).action,
+    ).toBe('allow');
   });
 });
