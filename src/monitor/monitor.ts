@@ -60,7 +60,7 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
     root,
   );
   const tracker: TreeTracker = procfsUsable(root)
-    ? new ProcTreeTracker(opts.rootPid, root)
+    ? new ProcTreeTracker(opts.rootPid, root, opts.treeMarker)
     : new PsTreeTracker(opts.rootPid);
   tracker.refresh();
   if (tracker.rootExited() || tracker.members().length === 0) {

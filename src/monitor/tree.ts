@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { readStat } from './procfs.js';
 
 /** Follows one process and every descendant of it, including children born after the start. */
@@ -22,6 +22,12 @@ interface Known {
  * cached (a pid seen again is not re-read); the root's stat is re-read on every refresh (exit,
  * zombie, reuse by start time). A member stays a member when its parent
  * exits and it is re-parented (to init or a subreaper): the tree is what the root started.
+ *
+ * A process whose parent exited before the poll that would have seen it (a double fork: `( cmd
+ * & )`, a daemon) is first read with init or a subreaper as its parent, and nothing links it to
+ * the tree any more. With `marker` (`NAME=VALUE`, set in the root's environment by whoever
+ * started it), each process first seen outside the tree, started after the root, has its
+ * environment read once: one that inherited the marker is a member.
  */
 export class ProcTreeTracker implements TreeTracker {
   private readonly known = new Map<number, Known>();
@@ -30,13 +36,31 @@ export class ProcTreeTracker implements TreeTracker {
   private order: number[] = [];
   private rootGone = false;
 
+  private readonly marker: Buffer | null;
+  private readonly rootStart: number;
+
   constructor(
     private readonly rootPid: number,
     private readonly root = '/proc',
+    marker?: string,
   ) {
     const st = readStat(rootPid, root);
     if (st) this.tree.set(rootPid, st.start);
     else this.rootGone = true;
+    this.rootStart = st?.start ?? 0;
+    // Entries in /proc/PID/environ end with NUL; one is put in front too, so that the marker
+    // only matches a whole entry.
+    this.marker = marker ? Buffer.from(`\0${marker}\0`) : null;
+  }
+
+  /** Whether `pid`'s environment holds the marker (unreadable: no). */
+  private marked(pid: number): boolean {
+    try {
+      const env = readFileSync(`${this.root}/${pid}/environ`);
+      return Buffer.concat([Buffer.from([0]), env]).includes(this.marker!);
+    } catch {
+      return false;
+    }
   }
 
   refresh(): number[] {
@@ -47,6 +71,7 @@ export class ProcTreeTracker implements TreeTracker {
       names = [];
     }
     const present = new Set<number>();
+    const fresh: number[] = [];
     for (const name of names) {
       const c = name.charCodeAt(0);
       if (c < 48 || c > 57) continue;
@@ -54,7 +79,10 @@ export class ProcTreeTracker implements TreeTracker {
       present.add(pid);
       if (!this.known.has(pid)) {
         const st = readStat(pid, this.root);
-        if (st) this.known.set(pid, { ppid: st.ppid, start: st.start });
+        if (st) {
+          this.known.set(pid, { ppid: st.ppid, start: st.start });
+          fresh.push(pid);
+        }
       }
     }
     for (const pid of this.known.keys()) if (!present.has(pid)) this.known.delete(pid);
@@ -94,6 +122,18 @@ export class ProcTreeTracker implements TreeTracker {
       const k = this.known.get(pid);
       if (k && !this.tree.has(pid)) this.tree.set(pid, k.start);
       for (const c of children.get(pid) ?? []) queue.push(c);
+    }
+    // Processes that left the tree before it saw them (their parent exited): marked ones join,
+    // with their own descendants at the next walk.
+    if (this.marker) {
+      let joined = false;
+      for (const pid of fresh) {
+        const k = this.known.get(pid)!;
+        if (this.tree.has(pid) || k.start < this.rootStart || !this.marked(pid)) continue;
+        this.tree.set(pid, k.start);
+        joined = true;
+      }
+      if (joined) return this.refresh();
     }
     this.order = order;
     return order;

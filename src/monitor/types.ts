@@ -64,6 +64,12 @@ export interface KillInfo {
 
 export interface MonitorOptions {
   rootPid: number;
+  /**
+   * `NAME=VALUE` set in the root's environment when it was started (Linux): a process that
+   * inherited it joins the tree even when its parent exited before a poll saw it (a double
+   * fork). `trustrun run` sets `TRUSTRUN_SESSION=<session id>`.
+   */
+  treeMarker?: string;
   /** Poll interval in milliseconds (1 … 60000); default 100. */
   intervalMs?: number;
   /** Socket source; 'auto' (default) picks procfs, then ss, then lsof. */

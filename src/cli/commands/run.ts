@@ -310,6 +310,9 @@ export async function runChild(
       baseEnv,
       ca: session.ca,
     });
+    // Inherited by every descendant: the monitor follows a process that left the tree by a
+    // double fork (its parent exited before a poll saw it) by this mark in its environment.
+    env.TRUSTRUN_SESSION = session.sessionId;
     if (early) {
       warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
       throw new RunInterrupted(early);
@@ -411,6 +414,7 @@ function watchChild(
   const proxyPort = session.proxy.address.port;
   return startMonitor({
     rootPid: pid,
+    treeMarker: `TRUSTRUN_SESSION=${session.sessionId}`,
     intervalMs,
     // The child's connections to the proxy are not direct; they stay known for attribution.
     ignore: (addr, port) =>

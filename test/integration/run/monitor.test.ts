@@ -177,4 +177,27 @@ describe('trustrun run: the socket monitor', () => {
       expect(ev!.lastSeen - ev!.firstSeen).toBeLessThan(1000);
     },
   );
+
+  it.skipIf(!hasPython)(
+    'follows a process that left the tree by a double fork, and a kill rule ends it',
+    async () => {
+      const file = join(w.dir, 'daemon.json');
+      const quoted = direct(3)
+        .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
+        .join(' ');
+      // The outer subshell exits at once: the inner one (and its python) is re-parented to
+      // init before a poll (every 500 ms) can see its parent, and connects a second later.
+      const r = await trustrunRun(
+        w,
+        ['--policy', policyFile('kill-daemon', 'kill'), '--interval', '500', '--json-file', file],
+        ['sh', '-c', `sleep 0.2; ( (sleep 1; ${quoted}; echo daemon survived) & ); sleep 6`],
+      );
+      const s = await readSummary(file);
+      expect(r.stdout).not.toContain('daemon survived');
+      expect(s.violations).toEqual([
+        expect.objectContaining({ host: '127.0.0.1', port, action: 'kill', enforced: true }),
+      ]);
+      expect(r.code).toBe(128 + 15);
+    },
+  );
 });

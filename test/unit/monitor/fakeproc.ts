@@ -9,8 +9,18 @@ export class FakeProc {
     mkdirSync(join(root, 'self'), { recursive: true });
     writeFileSync(join(root, 'self', 'stat'), '1 (self) S 0\n');
   }
-  proc(pid: number, ppid: number, opts: { state?: string; start?: number } = {}): void {
+  proc(
+    pid: number,
+    ppid: number,
+    opts: { state?: string; start?: number; env?: string[] } = {},
+  ): void {
     mkdirSync(join(this.root, String(pid), 'fd'), { recursive: true });
+    if (opts.env) {
+      writeFileSync(
+        join(this.root, String(pid), 'environ'),
+        opts.env.map((e) => `${e}\0`).join(''),
+      );
+    }
     const fields = [opts.state ?? 'S', ppid, ...Array(17).fill(0), opts.start ?? pid * 10, 0];
     writeFileSync(join(this.root, String(pid), 'stat'), `${pid} (p ${pid}) ${fields.join(' ')}\n`);
   }

@@ -41,6 +41,25 @@ describe('process tree tracker (fake /proc)', () => {
     expect(t.refresh().sort()).toEqual([100, 102, 103]);
   });
 
+  it("takes in a process that left the tree before a poll saw it, by the root's mark in its environment", () => {
+    const mark = 'TRUSTRUN_SESSION=abc';
+    proc.proc(1, 0);
+    proc.proc(90, 1, { start: 5, env: ['HOME=/h', mark] }); // older than the root: not ours
+    proc.proc(100, 1, { env: ['HOME=/h', mark] });
+    const t = new ProcTreeTracker(100, dir, mark);
+    expect(t.refresh()).toEqual([100]);
+    // 101 forked 102 and exited between two polls: 102 is init's child now.
+    proc.proc(102, 1, { env: ['A=1', mark, 'B=2'] });
+    proc.proc(103, 102, { env: [mark] });
+    proc.proc(104, 1, { env: ['TRUSTRUN_SESSION=abcd'] }); // another session
+    proc.proc(105, 1, { env: [`X${mark}`] }); // not a whole entry
+    proc.proc(106, 1); // environment unreadable
+    expect(t.refresh().sort()).toEqual([100, 102, 103]);
+    // Without the mark, nothing links 102 to the tree.
+    const u = new ProcTreeTracker(100, dir);
+    expect(u.refresh()).toEqual([100]);
+  });
+
   it('notices the root exiting, as a zombie or gone, and a reused root pid', () => {
     proc.proc(1, 0);
     proc.proc(100, 1);
