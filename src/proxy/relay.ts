@@ -4,6 +4,19 @@ import type { Agent, Dispatcher } from 'undici';
 import { contentLength, forwardRawResponseHeaders } from './headers.js';
 import type { Capture, CapturedBody } from './tap.js';
 
+/** The response's Transfer-Encoding values, joined and lower-cased; null when it has none. */
+function transferEncoding(raw: Buffer[]): string | null {
+  let out: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 17 || name.toString('latin1').toLowerCase() !== 'transfer-encoding')
+      continue;
+    const value = raw[i + 1]!.toString('latin1').trim().toLowerCase();
+    out = out === null ? value : `${out}, ${value}`;
+  }
+  return out === null ? null : out.replace(/\s*,\s*/g, ', ');
+}
+
 /**
  * One request forwarded upstream with undici's dispatch API, the response written straight to
  * the client as it arrives: no intermediate body stream, promise per chunk or abort signal per
@@ -30,6 +43,8 @@ export class Relay implements Dispatcher.DispatchHandler {
   private head: (string | string[])[] | null = null;
   /** Called once the response head was handed to the client. */
   onHead: (() => void) | null = null;
+  /** A 204 or 304, ended at its head: what undici reports about it afterwards is not ours. */
+  private endedAtHead = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -85,6 +100,21 @@ export class Relay implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true; // 1xx: informational, not forwarded
+    // Only `chunked` frames a body both sides read alike: with another coding last (`chunked,
+    // identity`, `bogus`) the body runs to the connection's close, and relayed re-chunked it
+    // would be the upstream's framing bytes (RFC 9112, 6.3).
+    const te = transferEncoding(rawHeaders);
+    if (te !== null && te !== 'chunked') {
+      const err = Object.assign(
+        new Error(
+          `Transfer-Encoding "${te.slice(0, 64)}" in the response (only chunked is relayed)`,
+        ),
+        { code: 'TR_UPSTREAM_FRAMING' },
+      );
+      this.abortUpstream?.(err);
+      this.fail(err);
+      return false;
+    }
     this.resumeUpstream = resume;
     this.ttfbMs = Date.now() - this.startedAt;
     this.status = statusCode;
@@ -99,6 +129,12 @@ export class Relay implements Dispatcher.DispatchHandler {
       }
     }
     this.head = fwd.flat;
+    if (statusCode === 204 || statusCode === 304) {
+      // No body, whatever the head says: ended now. RFC 9110 allows a 304 to carry the
+      // Content-Length of the full response, which undici then takes for a short body.
+      this.endedAtHead = true;
+      if (this.writeHead()) this.res.end(this.onFinish);
+    }
     return true;
   }
 
@@ -130,7 +166,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    if (this.settled) return;
+    if (this.settled || this.endedAtHead) return;
     if (this.res.destroyed) {
       this.fail(this.gone ?? new Error('client closed the connection'));
       return;
@@ -140,6 +176,7 @@ export class Relay implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    if (this.endedAtHead && this.res.writableEnded) return;
     this.fail(err);
   }
 

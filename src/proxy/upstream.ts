@@ -212,7 +212,8 @@ export function classifyUpstreamError(err: unknown): {
     code.startsWith('HPE_') ||
     name === 'HTTPParserError' ||
     code === 'UND_ERR_HEADERS_OVERFLOW' ||
-    (code === 'UND_ERR_SOCKET' && message === 'bad response') ||
+    (code === 'UND_ERR_SOCKET' && (message === 'bad response' || message === 'bad upgrade')) ||
+    code === 'TR_UPSTREAM_FRAMING' ||
     code === 'UND_ERR_INFO' ||
     code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'
   ) {

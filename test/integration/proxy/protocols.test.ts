@@ -708,11 +708,38 @@ describe('hostile upstream', () => {
       'an unasked-for 100 Continue',
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
     ],
+    [
+      'Transfer-Encoding: chunked, identity (the body would run to the close, framing and all)',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    ],
+    ['an unknown transfer coding', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: bogus\r\n\r\nhello'],
+    [
+      'chunked given twice',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'an unasked-for 101 Switching Protocols',
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n',
+    ],
   ])('answers 502 for %s and records it as upstream_protocol', async (_label, answer) => {
     const { h, out } = await askHostile(answer);
     expect(out).toMatch(/^HTTP\/1.1 502/);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ status: 502, outcome: 'upstream_protocol' });
+  });
+
+  it.each([
+    ['304 with the Content-Length of the full response', 304, 'Content-Length: 1234\r\n'],
+    ['304 without a length', 304, ''],
+    ['204 with Content-Length: 0', 204, 'Content-Length: 0\r\n'],
+  ])('relays a %s as it is (no body), recorded ok', async (_label, status, extra) => {
+    const { h, out } = await askHostile(
+      `HTTP/1.1 ${status} Whatever\r\nETag: "v1"\r\n${extra}\r\n`,
+    );
+    expect(out).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+    expect(out).toMatch(/\r\netag: "v1"\r\n/i);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ status, outcome: 'ok' });
   });
 
   it('records an upstream reset mid-body and stays up', async () => {
