@@ -21,4 +21,13 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// A reader that went away (`trustrun requests --json | head -1`, `run --json -- cmd | head`):
+// what was left to print has nowhere to go, and the exit code stays the command's own. Without a
+// listener the write error would crash the process with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 await main(process.argv);

@@ -129,7 +129,8 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
     if (killed) return;
     killed = true;
     const pids = opts.procRoot ? [] : killPids(tracker.refresh(), opts.killGraceMs ?? 1000);
-    log.warn({ pids, rule: ev.verdict.rule }, 'monitor: kill verdict, process tree terminated');
+    // The commands say so in their own words (onKill); the log line is for --verbose.
+    log.info({ pids, rule: ev.verdict.rule }, 'monitor: kill verdict, process tree terminated');
     safely('onKill', () => opts.onKill?.({ event: ev, pids }));
   };
 

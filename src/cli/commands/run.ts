@@ -547,24 +547,29 @@ export function register(program: Command): void {
         if (reportNotRunnable(err)) return;
         throw err;
       }
-      process.stderr.write(formatSummary(result.summary));
-      let written = true;
+      let failure: string | null = null;
       if (opts.jsonFile) {
         try {
           await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
             mode: 0o600,
           });
         } catch (err) {
-          // The summary is on stderr already; the command's own status is kept unless it was 0.
-          written = false;
           const code = (err as NodeJS.ErrnoException).code ?? String(err);
-          process.stderr.write(`trustrun: cannot write --json-file ${opts.jsonFile}: ${code}\n`);
+          failure = `trustrun: cannot write --json-file ${opts.jsonFile}: ${code}\n`;
         }
       }
+      // A summary that could not be written fails the run, unless the command's own status
+      // already does: the summary says which.
+      const summary =
+        failure !== null && result.exitCode === 0
+          ? { ...result.summary, exitCode: 1 }
+          : result.summary;
+      process.stderr.write(formatSummary(summary));
+      if (failure !== null) process.stderr.write(failure);
       // After the child's own output: a line break first, so the summary is always the whole
       // last line, even after output that did not end with one.
-      if (opts.json) process.stdout.write('\n' + JSON.stringify(result.summary) + '\n');
-      process.exitCode = written || result.exitCode !== 0 ? result.exitCode : 1;
+      if (opts.json) process.stdout.write('\n' + JSON.stringify(summary) + '\n');
+      process.exitCode = summary.exitCode;
     });
   // run picks a free port unless told otherwise.
   const port = cmd.options.find((o) => o.long === '--port');

@@ -175,6 +175,16 @@ describe('exit codes', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it.skipIf(!existsSync('/dev/full'))(
+    '--json-file on a full disk: exit 1, and the summary says so',
+    async () => {
+      const r = await trustrunRun(w, ['--json-file', '/dev/full'], ['true']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/: true exited 0; trustrun exits 1\n/);
+      expect(r.stderr).toMatch(/\ntrustrun: cannot write --json-file \/dev\/full: ENOSPC\n$/);
+    },
+  );
+
   it("accepts the earlier tool's --no-tui (trustrun always prints plain lines)", async () => {
     const r = await trustrunRun(w, ['--no-tui'], ['sh', '-c', 'exit 4']);
     expect(r.code).toBe(4);
@@ -286,6 +296,27 @@ describe('signals', () => {
 });
 
 describe('stdio, summary and environment', () => {
+  it('a reader that goes away (| head -1): exit 128 + SIGPIPE, no stack trace', async () => {
+    // A real pipe (a shell's), where writing after the reader left raises SIGPIPE / EPIPE.
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        `"$0" "$1" run --data-dir "$2" --json -- yes | head -1 >/dev/null; echo "status \${PIPESTATUS[0]}" >&2`,
+        process.execPath,
+        CLI,
+        w.dataDir,
+      ],
+      { env: w.env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise((r) => child.on('close', r));
+    expect(stderr).toMatch(/\nstatus 141\n$/);
+    expect(stderr).not.toMatch(/EPIPE|Error:|    at /);
+    expect(stderr).toMatch(/killed by SIGPIPE; trustrun exits 141/);
+  });
+
   it('stdin passes through to the child; --json is the last line of stdout', async () => {
     const r = await trustrunRun(w, ['--json'], ['cat'], { input: 'line one\nno newline at end' });
     expect(r.code).toBe(0);

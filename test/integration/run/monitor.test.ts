@@ -169,6 +169,8 @@ describe('trustrun run: the socket monitor', () => {
         expect.objectContaining({ host: '127.0.0.1', port, action: 'kill', enforced: true }),
       ]);
       expect(r.stderr).toMatch(/terminated the process tree/);
+      // Said once, in words: no JSON log line among the human ones.
+      expect(r.stderr).not.toMatch(/^\{"level"/m);
       // Gone within a second of being seen: the last poll that saw the socket open.
       const [ev] = await withStore(
         w,
