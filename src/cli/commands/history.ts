@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { dataPaths } from '../../core/index.js';
 import { openStore, redactCommand, type ScanRow, type SessionRow } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption, type CommonOptions } from '../common.js';
-import { clip, formatTime, table } from '../format.js';
+import { clip, formatTime, printable, table } from '../format.js';
 
 export interface HistoryOptions extends CommonOptions {
   /** At most this many rows, newest first (default 20). */
@@ -67,7 +67,7 @@ export async function historyCommand(
   io.out(
     sessions.length === 0
       ? `No sessions recorded in ${dataDir} yet (trustrun run -- CMD or trustrun proxy records one).\n`
-      : formatSessions(sessions) + '\n',
+      : printable(formatSessions(sessions)) + '\n',
   );
 }
 

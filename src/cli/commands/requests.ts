@@ -17,7 +17,15 @@ import {
   printJson,
   type CommonOptions,
 } from '../common.js';
-import { clip, formatBytes, formatMs, formatTime, pageFooter, table } from '../format.js';
+import {
+  clip,
+  formatBytes,
+  formatMs,
+  formatTime,
+  pageFooter,
+  printable,
+  table,
+} from '../format.js';
 import { withStore } from '../store.js';
 
 export interface RequestsOptions extends CommonOptions {
@@ -180,7 +188,7 @@ export function register(program: Command): void {
   addDataDirOption(cmd).action(async (opts: RequestsOptions) => {
     const page = await withStore(dataDirFrom(opts), (s) => listRequests(s, opts));
     if (opts.json) printJson(page);
-    else process.stdout.write(formatRequestList(page));
+    else process.stdout.write(printable(formatRequestList(page)));
   });
 
   const show = cmd
@@ -193,6 +201,6 @@ export function register(program: Command): void {
     const dataDir = dataDirFrom({ dataDir: opts.dataDir ?? parent.dataDir });
     const r = await withStore(dataDir, (s) => showRequest(s, id));
     if (opts.json || parent.json) printJson(r);
-    else process.stdout.write(formatRequestDetail(r));
+    else process.stdout.write(printable(formatRequestDetail(r)));
   });
 }

@@ -7,7 +7,7 @@ import {
   printJson,
   type CommonOptions,
 } from '../common.js';
-import { formatTime, pageFooter, table } from '../format.js';
+import { formatTime, pageFooter, printable, table } from '../format.js';
 import { withStore } from '../store.js';
 
 export interface ViolationsOptions extends CommonOptions {
@@ -63,6 +63,6 @@ export function register(program: Command): void {
   addDataDirOption(cmd).action(async (opts: ViolationsOptions) => {
     const page = await withStore(dataDirFrom(opts), (s) => listViolations(s, opts));
     if (opts.json) printJson(page);
-    else process.stdout.write(formatViolations(page));
+    else process.stdout.write(printable(formatViolations(page)));
   });
 }

@@ -1,0 +1,49 @@
+/**
+ * `trustrun requests show`: what a hostile client or upstream put in a recorded body reaches the
+ * terminal as visible escapes, never as control sequences.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { printable } from '../../../src/cli/format.js';
+import { openStore } from '../../../src/store/index.js';
+import { CLI, run } from '../../helpers/proc.js';
+import { requestInput } from '../../unit/store/helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'trustrun-show-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('printable', () => {
+  it('shows control characters, C1 controls and bidi overrides as escapes; keeps lines and tabs', () => {
+    expect(printable('a\x1b]0;T\x07b\x1b[2K\r\n\tc\x7f\x9b\u202eok\u00e9')).toBe(
+      'a\\x1b]0;T\\x07b\\x1b[2K\\x0d\n\tc\\x7f\\x9b\\u202eoké',
+    );
+  });
+});
+
+describe('trustrun requests show', () => {
+  it('prints a body with terminal escape sequences as visible text', async () => {
+    const dataDir = join(dir, 'data');
+    const store = await openStore({ dataDir });
+    const s = store.startSession({ kind: 'proxy', level: 'full' });
+    const id = await store.addRequest(requestInput(s.id, { method: 'GET', url: '/esc' }));
+    const body = Buffer.from('before\x1b]0;PWNED-TITLE\x07\x1b[31mred\x1b[2K after\u202e');
+    store.completeRequest(id, {
+      endedAt: Date.now(),
+      status: 200,
+      responseHeaders: [['content-type', 'text/plain']],
+      responseBody: { data: body, size: body.length, truncated: false },
+      outcome: 'ok',
+    });
+    store.endSession(s.id, { status: 'completed', exitCode: 0 });
+    await store.close();
+    const r = await run(process.execPath, [CLI, 'requests', 'show', id, '--data-dir', dataDir], {
+      env: { PATH: process.env.PATH, HOME: dir },
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('before\\x1b]0;PWNED-TITLE\\x07\\x1b[31mred\\x1b[2K after\\u202e');
+    expect(r.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u202e]/);
+  });
+});
