@@ -137,7 +137,14 @@ export async function handleExchange(
 
   // Framing and identity: refused before anything is recorded as forwarded or dialed.
   let refusal: { status: number; outcome: Outcome; reason: string } | null = null;
-  if (url.length > limits.maxUrlLength) {
+  if (url === '*') {
+    // OPTIONS * asks the server itself, not a resource: there is no path to send it to upstream.
+    refusal = {
+      status: 400,
+      outcome: 'bad_request',
+      reason: 'a request for * (OPTIONS *) is not forwarded',
+    };
+  } else if (url.length > limits.maxUrlLength) {
     refusal = {
       status: 414,
       outcome: 'bad_request',

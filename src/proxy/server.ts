@@ -11,7 +11,7 @@ import { isRefusal, refusalBody, type Enforced, type Refusal, type Tunnel } from
 import { formatIpv4, parseIp, type Ip } from '../policy/index.js';
 import { parseAuthority } from './headers.js';
 import { Reclaimer, exposedCollector } from './reclaim.js';
-import { Resolver, type Destination } from './resolve.js';
+import { Resolver, normalizeHost, type Destination } from './resolve.js';
 import type { ClientIdentity, PolicyGate, ProxyDeps, ProxyOptions } from './types.js';
 import type { PreDial, PreDialer } from './predial.js';
 import { classifyUpstreamError, createUpstream } from './upstream.js';
@@ -141,6 +141,15 @@ export class InterceptingProxy {
     this.inner.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
     );
+    // A CONNECT inside a tunnel (a proxy chained in the client): refused, and the tunnel's
+    // record says why. Without a listener Node closes the socket without a word.
+    this.inner.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      const reason = 'CONNECT inside a tunnel is not supported';
+      const tunnel = this.tunnels.get(socket);
+      if (tunnel) tunnel.failure = { outcome: 'bad_request', reason };
+      this.deps.logger.warn({ host: tunnel?.host }, 'CONNECT inside a tunnel refused');
+      rawReply(socket, 405, 'Method Not Allowed', `TrustRun refused this request: ${reason}\n`);
+    });
 
     this.env = {
       options,
@@ -714,7 +723,8 @@ export class InterceptingProxy {
         const tls = new TLSSocket(socket, {
           isServer: true,
           secureContext,
-          ALPNProtocols: ['http/1.1'],
+          // http/1.0 too (curl --http1.0): the inner server speaks both.
+          ALPNProtocols: ['http/1.1', 'http/1.0'],
         });
         // Once wrapped, the TCP socket's events may no longer fire: watch the TLS socket too.
         tls.once('close', () => {
@@ -758,7 +768,8 @@ export class InterceptingProxy {
         tls.once('secure', () => {
           secured = true;
           clearTimeout(timer);
-          const sni = typeof tls.servername === 'string' ? tls.servername.toLowerCase() : null;
+          // The same name however it is spelt (case, a trailing dot), as the CONNECT target is.
+          const sni = typeof tls.servername === 'string' ? normalizeHost(tls.servername) : null;
           if (tunnel.connectionId) {
             this.deps.recorder.updateConnection(tunnel.connectionId, {
               sni,

@@ -11,6 +11,7 @@ export function tunnelTls(
   caPem: string,
   target: string,
   servername = target.slice(0, target.lastIndexOf(':')),
+  alpn?: string[],
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = netConnect(port, '127.0.0.1');
@@ -18,7 +19,12 @@ export function tunnelTls(
     s.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
     s.once('data', (d) => {
       if (!d.toString().startsWith('HTTP/1.1 200')) return reject(new Error(d.toString()));
-      const t = tlsConnect({ socket: s, servername, ca: caPem });
+      const t = tlsConnect({
+        socket: s,
+        servername,
+        ca: caPem,
+        ...(alpn ? { ALPNProtocols: alpn } : {}),
+      });
       t.once('secureConnect', () => resolve(t));
       t.once('error', (e) => {
         s.destroy();

@@ -36,6 +36,16 @@ async function setup(level: 'metadata' | 'headers' | 'full', opts: { plain?: boo
   return { upstream, h };
 }
 
+/** GET `path` on an open tunnel with `Connection: close`; resolves with all it answered. */
+function getAndClose(t: TLSSocket, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let out = '';
+    t.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    t.once('close', () => resolve(out));
+    t.write(`GET ${path} HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+  });
+}
+
 /** Sends raw bytes to the proxy and returns everything it answers until it closes. */
 function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -233,6 +243,69 @@ describe('identity and strict parsing inside a tunnel', () => {
     // with the tunnel); no request.
     expect(upstream.requests).toHaveLength(0);
     expect(upstream.connections).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses a CONNECT inside a tunnel with 405, and records why', async () => {
+    const { upstream, h } = await setup('headers');
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const out = await new Promise<string>((resolve) => {
+      let got = '';
+      t.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      t.once('close', () => resolve(got));
+      t.write('CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n');
+    });
+    expect(out).toMatch(/^HTTP\/1.1 405 /);
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]).toMatchObject({
+      outcome: 'bad_request',
+      reason: 'CONNECT inside a tunnel is not supported',
+    });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('refuses OPTIONS * inside a tunnel with 400, recorded, nothing sent upstream', async () => {
+    const { upstream, h } = await setup('headers');
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
+    const out = await new Promise<string>((resolve) => {
+      let got = '';
+      t.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      t.once('close', () => resolve(got));
+      t.write('OPTIONS * HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n');
+    });
+    expect(out).toMatch(/^HTTP\/1.1 400 /);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ status: 400, outcome: 'bad_request' });
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('takes an SNI spelt with a trailing dot as the CONNECT name', async () => {
+    const { upstream, h } = await setup('headers');
+    const t = await tunnelTls(
+      h.port,
+      h.proxyCa.certPem,
+      'api.example.test:443',
+      'api.example.test.',
+    );
+    try {
+      expect(await getAndClose(t, '/dot')).toMatch(/^HTTP\/1.1 200/);
+      expect(upstream.requests.map((r) => r.url)).toEqual(['/dot']);
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it('serves a client that offers only http/1.0 by ALPN (curl --http1.0)', async () => {
+    const { upstream, h } = await setup('headers');
+    const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443', undefined, [
+      'http/1.0',
+    ]);
+    try {
+      expect(t.alpnProtocol).toBe('http/1.0');
+      expect(await getAndClose(t, '/ten')).toMatch(/^HTTP\/1.1 200/);
+      expect(upstream.requests.map((r) => r.url)).toEqual(['/ten']);
+    } finally {
+      t.destroy();
+    }
   });
 
   it('records a client that does not trust the CA as a handshake failure, with no request row', async () => {
