@@ -752,10 +752,14 @@ export class InterceptingProxy {
         }, this.options.limits.headersTimeoutMs);
         tls.on('error', (err: NodeJS.ErrnoException) => {
           if (!secured) {
+            const why =
+              err.code === 'ERR_SSL_NO_APPLICATION_PROTOCOL'
+                ? 'the client offered no HTTP version the proxy speaks by ALPN (http/1.1, http/1.0; h2 alone is not served)'
+                : 'does the client trust the TrustRun CA?';
             tunnel.failure ??= {
               outcome: 'client_tls',
               reason:
-                `client TLS handshake failed (does the client trust the TrustRun CA?): ${err.code ?? ''} ${err.message}`.trim(),
+                `client TLS handshake failed (${why}): ${err.code ?? ''} ${err.message}`.trim(),
             };
             this.deps.logger.warn(
               { host: tunnel.host, code: err.code },

@@ -308,6 +308,17 @@ describe('identity and strict parsing inside a tunnel', () => {
     }
   });
 
+  it('records an h2-only client as a handshake failure that says so', async () => {
+    const { upstream, h } = await setup('headers');
+    await expect(
+      tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443', undefined, ['h2']),
+    ).rejects.toThrow();
+    await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
+    expect(h.recorder.connections[0]).toMatchObject({ outcome: 'client_tls' });
+    expect(h.recorder.connections[0]!.reason).toMatch(/offered no HTTP version the proxy speaks/);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
   it('records a client that does not trust the CA as a handshake failure, with no request row', async () => {
     const { upstream, h } = await setup('headers');
     // Trusting another CA than the proxy's: the handshake fails.
