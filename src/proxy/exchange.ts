@@ -37,6 +37,8 @@ export interface ExchangeEnv {
    * the servers' idle timeout leaves them open (the upstream is working, not the client idle).
    */
   awaitingHead: WeakSet<object>;
+  /** Client sockets whose HTTP broke (a request body's chunking, say), with the reason. */
+  clientErrors: WeakMap<object, string>;
 }
 
 function reply(res: ServerResponse, status: number, text: string, close = false): void {
@@ -338,8 +340,13 @@ export async function handleExchange(
       outcome: 'ok',
     });
   } catch (err) {
+    // A connection the proxy itself closed because the client's framing broke mid-body is the
+    // client's malformed request, not a client that went away.
+    const broken = env.clientErrors.get(clientSocket);
     const c = clientGone
-      ? { outcome: 'client_abort' as const, status: 499, reason: 'client closed the connection' }
+      ? broken !== undefined
+        ? { outcome: 'bad_request' as const, status: 400, reason: broken }
+        : { outcome: 'client_abort' as const, status: 499, reason: 'client closed the connection' }
       : classifyUpstreamError(err);
     // Refused at dial time (the name now resolves to an address the policy refuses): a
     // violation like any refusal, and a kill carried out.

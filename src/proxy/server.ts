@@ -50,6 +50,8 @@ export class InterceptingProxy {
   private readonly open = new Map<Tunnel, Socket>();
   /** Client sockets waiting for their response head (see ExchangeEnv.awaitingHead). */
   private readonly awaitingHead = new WeakSet<object>();
+  /** Client sockets whose HTTP broke, with the reason (see ExchangeEnv.clientErrors). */
+  private readonly clientErrors = new WeakMap<object, string>();
 
   /**
    * A client connection idle for the idle limit: closed, as Node does when nothing handles its
@@ -161,6 +163,7 @@ export class InterceptingProxy {
       enforce: (tunnel, verdict) => this.enforce(tunnel, verdict),
       relayed: deps.relayed ?? new Reclaimer(exposedCollector()).note,
       awaitingHead: this.awaitingHead,
+      clientErrors: this.clientErrors,
     };
   }
 
@@ -324,10 +327,18 @@ export class InterceptingProxy {
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const tunnel = this.tunnels.get(socket);
     const code = err.code ?? 'ERR';
-    if (tunnel?.connectionId) {
-      tunnel.failure = { outcome: 'bad_request', reason: `malformed HTTP from client: ${code}` };
-    }
+    const reason = `malformed HTTP from client: ${code}`;
+    if (tunnel?.connectionId) tunnel.failure = { outcome: 'bad_request', reason };
+    this.clientErrors.set(socket, reason);
     this.deps.logger.warn({ code, host: tunnel?.host }, 'malformed request refused');
+    // Bytes after a request that was read whole (a malformed pipelined request, anything after
+    // `Connection: close`): that request is still answered, then the connection closes. The
+    // upstream never sees the bytes: each request is framed anew for it.
+    const pending = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+    if (pending && !pending.writableFinished && pending.req?.complete) {
+      pending.shouldKeepAlive = false;
+      return;
+    }
     const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
     // A response already going out on this connection (pipelining): a reply would land inside
     // it (Node's own handler checks the same).

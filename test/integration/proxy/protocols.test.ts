@@ -139,6 +139,45 @@ describe('plain HTTP', () => {
     });
   });
 
+  it.each([
+    [
+      'a malformed pipelined request',
+      'GET http://api.example.test/b HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n',
+      '',
+    ],
+    ['bytes after Connection: close', 'more bytes\r\n', 'Connection: close\r\n'],
+  ])('answers a whole request followed by %s, then closes', async (_label, after, header) => {
+    const { upstream, h } = await setup('headers', { plain: true });
+    const out = await raw(
+      h,
+      `GET http://api.example.test/a HTTP/1.1\r\nHost: api.example.test\r\n${header}\r\n${after}`,
+      5000,
+    );
+    expect(out).toMatch(/^HTTP\/1.1 200 /);
+    expect(out.match(/HTTP\/1.1 /g)).toHaveLength(1);
+    expect(upstream.requests.map((r) => r.url)).toEqual(['/a']);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ url: '/a', status: 200, outcome: 'ok' });
+  });
+
+  it("records an upload whose chunking breaks after forwarding began as the client's bad request", async () => {
+    const { upstream, h } = await setup('headers', { plain: true });
+    const s = netConnect(h.port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    s.write(
+      'POST http://api.example.test/up HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    s.write('zz\r\nbroken\r\n');
+    await new Promise((r) => s.once('close', r));
+    expect(out).toMatch(/^HTTP\/1.1 400 /);
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ url: '/up', outcome: 'bad_request' });
+    expect(h.recorder.requests[0]!.reason).toMatch(/malformed HTTP from client/);
+    expect(upstream.requests.filter((r) => r.url === '/up').length).toBeLessThanOrEqual(1);
+  });
+
   it('handles plain HTTP inside a CONNECT tunnel (undici sends http:// as CONNECT host:80)', async () => {
     const { upstream, h } = await setup('headers', { plain: true });
     const agent = new ProxyAgent({ uri: h.url, proxyTunnel: true });
