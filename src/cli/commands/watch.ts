@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { TrustRunError, createLogger, type Logger } from '../../core/index.js';
 import {
   isAlive,
@@ -61,6 +61,21 @@ function parsePid(text: string | undefined): number {
   return Number(text);
 }
 
+/**
+ * The watched process's command line, as the session's `command` (stored redacted): what was
+ * watched. Its pid is in `/proc`; elsewhere (or when it cannot be read) `pid N`.
+ */
+function commandOf(pid: number): string[] {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (args.at(-1) === '') args.pop();
+    if (args.length > 0 && args[0] !== '') return args;
+  } catch {
+    /* not Linux, or gone */
+  }
+  return ['pid', String(pid)];
+}
+
 async function readPolicy(file: string, io: WatchIo): Promise<CompiledPolicy> {
   if (!existsSync(file))
     throw new TrustRunError('TR_USAGE', `watch: policy file not found: ${file}`);
@@ -91,7 +106,7 @@ export async function watchCommand(
   );
   const session = store.startSession({
     kind: 'watch',
-    command: null,
+    command: commandOf(pid),
     policy: policy ? policy.shownName : null,
     level: 'metadata',
   });
@@ -194,9 +209,10 @@ async function watchSession(
   if (status === 'stopped' && !opts.json) io.err('Stopping...\n');
   await monitor.stop();
   const exitCode = violations > 0 ? 1 : 0;
+  // The session's exit code is the program's, which a watcher cannot know (it is not its child).
   store.endSession(sessionId, {
     status: status === 'exited' ? 'completed' : 'interrupted',
-    exitCode,
+    exitCode: null,
   });
   const st = monitor.stats();
   if (opts.json) {

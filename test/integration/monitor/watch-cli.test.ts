@@ -94,6 +94,16 @@ describe('trustrun watch (CLI)', () => {
     expect(stdout).toBe('');
     await exited(child);
     expect(child.exitCode).toBe(0);
+    // The session says what was watched; its exit code is the program's, which watch cannot know.
+    const store = await openStore({ dataDir });
+    try {
+      const [session] = store.listSessions({ limit: 1 }).items;
+      expect(session).toMatchObject({ kind: 'watch', status: 'completed', exitCode: null });
+      expect(session!.command![0]).toBe(process.execPath);
+      expect(session!.command).toContain('-e');
+    } finally {
+      await store.close();
+    }
   });
 
   it('--json: one object per connection, then a summary; a kill rule kills and exits 1', async () => {
