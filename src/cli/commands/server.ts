@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createLogger, dataPaths } from '../../core/index.js';
+import { TrustRunError, createLogger, dataPaths } from '../../core/index.js';
 import { startApiServer, type ApiServer } from '../../api/index.js';
 import { openStore, type Store } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption, printJson } from '../common.js';
@@ -42,6 +42,16 @@ export async function startServer(opts: ServerCommandOptions): Promise<RunningSe
   };
 }
 
+/** The earlier tool's TRUSTRUN_WEB_PORT, else 8470. */
+function defaultPort(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.TRUSTRUN_WEB_PORT?.trim();
+  if (!text) return 8470;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw new TrustRunError('TR_USAGE', `TRUSTRUN_WEB_PORT=${text}: not a port (0-65535)`);
+  }
+  return Number(text);
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('server')
@@ -53,14 +63,13 @@ export function register(program: Command): void {
     )
     .option(
       '--port <port>',
-      'port to listen on (0 = any free port)',
+      'port to listen on (0 = any free port; default: $TRUSTRUN_WEB_PORT, else 8470)',
       intOption('--port', 0, 65535),
-      8470,
     );
   addDataDirOption(cmd)
     .option('--json', 'print {url, oneTimeUrl, tokenFile} as JSON on stdout')
-    .action(async (opts: ServerCommandOptions) => {
-      const s = await startServer(opts);
+    .action(async (opts: Omit<ServerCommandOptions, 'port'> & { port?: number }) => {
+      const s = await startServer({ ...opts, port: opts.port ?? defaultPort() });
       if (opts.json) {
         printJson({
           url: s.api.url,

@@ -30,9 +30,11 @@ interface StartInfo {
 
 function startCli(
   args: string[],
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ child: ChildProcess; json: StartInfo; stderr: () => string }> {
   const child = spawn(process.execPath, [CLI, 'server', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   });
   closers.push(
     () =>
@@ -93,6 +95,22 @@ describe('trustrun server', () => {
       child.kill('SIGTERM');
     });
     expect(code).toBe(0);
+  });
+
+  it('takes its port from TRUSTRUN_WEB_PORT when --port is not given; a bad value is a usage error', async () => {
+    const dir = tempDir();
+    const probe: Server = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const env = { ...process.env, TRUSTRUN_WEB_PORT: String(port) };
+    const { json } = await startCli(['--data-dir', dir, '--json'], env);
+    expect(json.url).toBe(`http://127.0.0.1:${port}`);
+    const bad = await run(process.execPath, [CLI, 'server', '--data-dir', dir], {
+      env: { ...process.env, TRUSTRUN_WEB_PORT: 'eighty' },
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('trustrun: TRUSTRUN_WEB_PORT=eighty: not a port (0-65535)\n');
   });
 
   it('exits 2 with a one-line message when the port is taken', async () => {
