@@ -45,3 +45,45 @@ export function usageError(message: string): TrustRunError {
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
+
+/** The name lookups of the socket monitor (`run`, `watch`), as options. */
+export interface LookupOptions {
+  dnsTimeout?: number;
+  whoisTimeout?: number;
+  /** false: no whois (commander's --no-whois). */
+  whois?: boolean;
+}
+
+/** --dns-timeout, --whois-timeout and --no-whois. */
+export function addLookupOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--dns-timeout <ms>',
+      'reverse DNS timeout per lookup for direct connections',
+      intOption('--dns-timeout', 1, 60_000),
+      500,
+    )
+    .option(
+      '--whois-timeout <ms>',
+      'whois timeout per attempt (a failed attempt is tried once more)',
+      intOption('--whois-timeout', 1, 60_000),
+      2000,
+    )
+    .option(
+      '--no-whois',
+      'do not ask whois servers who owns a public address the tables do not place',
+    );
+}
+
+/** The monitor's settings for those options. */
+export function lookupSettings(opts: LookupOptions): {
+  dnsTimeoutMs: number;
+  whoisTimeoutMs: number;
+  whoisLookups: boolean;
+} {
+  return {
+    dnsTimeoutMs: opts.dnsTimeout ?? 500,
+    whoisTimeoutMs: opts.whoisTimeout ?? 2000,
+    whoisLookups: opts.whois !== false,
+  };
+}

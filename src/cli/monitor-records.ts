@@ -76,7 +76,12 @@ export function monitorRecorder(store: Store, sessionId: string, warn: (msg: str
     },
     update(e: MonitorEvent) {
       const id = ids.get(e);
-      if (id) guard(() => store.updateMonitorEvent(id, { lastSeen: e.lastSeen, state: e.state }));
+      // The org comes late when whois found it.
+      if (id) {
+        guard(() =>
+          store.updateMonitorEvent(id, { lastSeen: e.lastSeen, state: e.state, org: e.org }),
+        );
+      }
     },
   };
 }

@@ -25,11 +25,21 @@ export { startMonitor } from './monitor.js';
 export { parseSs, splitEndpoint } from './ss.js';
 export { parseLsofF, lsofArgs } from './lsof.js';
 export { ProcTreeTracker, parsePsTable } from './tree.js';
-export { NameResolver, orgFor, isLocalAddress } from './names.js';
+export {
+  AddressNames,
+  NameResolver,
+  WhoisOrgs,
+  isLocalAddress,
+  isPrivateAddress,
+  orgFor,
+  systemWhois,
+  whoisOrg,
+} from './names.js';
 export { ExeCache, ProcfsBackend, onPath } from './backends.js';
 export type {
   BackendName,
   DnsFunctions,
+  WhoisFunction,
   KillInfo,
   Monitor,
   MonitorEvent,

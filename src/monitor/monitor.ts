@@ -9,7 +9,7 @@ import {
   type SocketBackend,
 } from './backends.js';
 import { killPids } from './kill.js';
-import { NameResolver, isLocalAddress, orgFor, systemDns } from './names.js';
+import { AddressNames, NameResolver, WhoisOrgs, systemDns, systemWhois } from './names.js';
 import { ProcTreeTracker, PsTreeTracker, type TreeTracker } from './tree.js';
 import type { Monitor, MonitorEvent, MonitorOptions, MonitorStats, OwnedSocket } from './types.js';
 
@@ -66,10 +66,14 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
   if (tracker.rootExited() || tracker.members().length === 0) {
     throw new TrustRunError('TR_PROCESS', `no process with pid ${opts.rootPid}`);
   }
-  const names =
+  const names = new AddressNames(
     opts.resolveNames === false
       ? null
-      : new NameResolver(opts.dns ?? systemDns(opts.dnsTimeoutMs ?? 500), opts.dnsTimeoutMs ?? 500);
+      : new NameResolver(opts.dns ?? systemDns(opts.dnsTimeoutMs ?? 500), opts.dnsTimeoutMs ?? 500),
+    opts.whoisLookups === false
+      ? null
+      : new WhoisOrgs(opts.whois ?? systemWhois(), opts.whoisTimeoutMs ?? 2000),
+  );
   const killOnViolation = opts.killOnViolation !== false;
 
   const conns = new Map<string, Conn>();
@@ -137,17 +141,23 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
   /** Names, org, verdict, enforcement, then onEvent: once per connection. */
   const decide = async (conn: Conn): Promise<void> => {
     const ev = conn.event;
-    ev.org = orgFor(ev.remoteAddr);
-    if (names && !isLocalAddress(ev.remoteAddr)) {
-      ev.hostname = await names.resolve(normAddr(ev.remoteAddr));
-      ev.org = orgFor(ev.remoteAddr, ev.hostname);
-    }
+    const known = await names.quick(normAddr(ev.remoteAddr));
+    ev.hostname = known.hostname;
+    ev.org = known.org;
     ev.verdict = evaluate(ev);
     enforce(ev);
     conn.emitted = true;
     reported.push(ev);
     if (ev.verdict.violation) violations++;
     safely('onEvent', () => opts.onEvent(ev));
+    // whois can take seconds: its answer follows as an update, and is dropped after stop().
+    if (ev.org === null) {
+      void names.slowOrg(ev.remoteAddr).then((org) => {
+        if (org === null || stopped) return;
+        ev.org = org;
+        safely('onUpdate', () => opts.onUpdate?.(ev, 'org'));
+      });
+    }
   };
 
   const ingest = (sockets: OwnedSocket[], pids: number[], now: number): void => {

@@ -1,6 +1,7 @@
+import { execFile } from 'node:child_process';
 import { promises as dnsp } from 'node:dns';
 import { isIP } from 'node:net';
-import type { DnsFunctions } from './types.js';
+import type { DnsFunctions, WhoisFunction } from './types.js';
 
 /** IPv4 ranges → organisation, first match wins (the earlier tool's table, kept as is). */
 export const ORG_RANGES: ReadonlyArray<readonly [string, readonly string[]]> = [
@@ -139,5 +140,125 @@ export class NameResolver {
       if (addrs?.some((a) => a.toLowerCase() === want)) return name;
     }
     return null;
+  }
+}
+
+/**
+ * Addresses whose owner whois would not tell (private, shared, documentation-free local
+ * ranges): never sent to a whois server, which would only learn the internal addressing.
+ */
+export function isPrivateAddress(ip: string): boolean {
+  const a = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase();
+  if (isIP(a) === 4) {
+    const [x, y] = a.split('.').map(Number) as [number, number];
+    return (
+      x === 10 ||
+      x === 0 ||
+      x >= 224 ||
+      (x === 172 && y >= 16 && y < 32) ||
+      (x === 192 && y === 168) ||
+      (x === 100 && y >= 64 && y < 128)
+    );
+  }
+  return /^f[cd]/.test(a) || /^fe[89ab]/.test(a) || a.startsWith('ff');
+}
+
+/** `whois ADDRESS` (the system program), with a timeout; its stdout. */
+export function systemWhois(): WhoisFunction {
+  return (ip, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      execFile(
+        'whois',
+        [ip],
+        { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' },
+        (err, stdout) => {
+          // Some whois clients exit non-zero after printing a useful answer.
+          if (err && !stdout) reject(err);
+          else resolve(stdout);
+        },
+      );
+    });
+}
+
+/**
+ * The organisation in a whois answer, as the earlier tool read it: the value of the last
+ * `OrgName:` or `org-name:` line (any case), else of the first `netname:` line, else ''.
+ */
+export function whoisOrg(text: string): string {
+  let org = '';
+  let net = '';
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*(orgname|org-name|netname)\s*:\s*(.*?)\s*$/i.exec(line);
+    if (!m || !m[2]) continue;
+    if (m[1]!.toLowerCase() === 'netname') net ||= m[2];
+    else org = m[2];
+  }
+  return org || net;
+}
+
+/**
+ * whois lookups of organisations, one per address (cached), tried twice when the first attempt
+ * fails (a timeout, an error), never again once the program is found missing. Never throws;
+ * '' when there is no answer.
+ */
+export class WhoisOrgs {
+  private readonly cache = new Map<string, Promise<string>>();
+  private missing = false;
+
+  constructor(
+    private readonly whois: WhoisFunction,
+    private readonly timeoutMs: number,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  org(ip: string): Promise<string> {
+    let p = this.cache.get(ip);
+    if (!p) {
+      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+      p = this.lookup(ip);
+      this.cache.set(ip, p);
+    }
+    return p;
+  }
+
+  private async lookup(ip: string): Promise<string> {
+    for (let attempt = 0; attempt < 2 && !this.missing; attempt++) {
+      try {
+        return whoisOrg(await this.whois(ip, this.timeoutMs));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.missing = true;
+      }
+    }
+    return '';
+  }
+}
+
+/**
+ * What an address is called, in the earlier tool's order: the range table, the PTR name
+ * (forward-confirmed), the host-name suffix table, then whois. `quick` stops before whois, which
+ * can take seconds: the monitor decides and reports with it, and adds whois's answer after.
+ */
+export class AddressNames {
+  constructor(
+    private readonly names: NameResolver | null,
+    private readonly orgs: WhoisOrgs | null,
+  ) {}
+
+  async quick(ip: string): Promise<{ hostname: string | null; org: string | null }> {
+    const org = orgFor(ip);
+    if (!this.names || isLocalAddress(ip)) return { hostname: null, org };
+    const hostname = await this.names.resolve(ip);
+    return { hostname, org: orgFor(ip, hostname) };
+  }
+
+  /** whois's organisation for an address `quick` found none for; null when none (or off). */
+  async slowOrg(ip: string): Promise<string | null> {
+    if (!this.orgs || isLocalAddress(ip) || isPrivateAddress(ip)) return null;
+    return (await this.orgs.org(ip)) || null;
+  }
+
+  async describe(ip: string): Promise<{ hostname: string | null; org: string | null }> {
+    const q = await this.quick(ip);
+    return q.org !== null ? q : { hostname: q.hostname, org: await this.slowOrg(ip) };
   }
 }

@@ -53,7 +53,7 @@ export interface MonitorEvent {
   enforced: boolean | null;
 }
 
-export type UpdateReason = 'state' | 'closed';
+export type UpdateReason = 'state' | 'closed' | 'org';
 
 export interface KillInfo {
   /** The event whose verdict asked for the kill. */
@@ -96,6 +96,15 @@ export interface MonitorOptions {
   /** Per-lookup DNS timeout, ms (default 500). */
   dnsTimeoutMs?: number;
   /**
+   * whois for the organisation of a public address the tables and the PTR name did not place
+   * (default true; needs the `whois` program). Its answer comes as an update ('org').
+   */
+  whoisLookups?: boolean;
+  /** Per-attempt whois timeout, ms (default 2000; a failed attempt is tried once more). */
+  whoisTimeoutMs?: number;
+  /** Replaces the whois program (tests). */
+  whois?: WhoisFunction;
+  /**
    * Another procfs root (tests: a fake /proc written by the test). Forces the procfs backend;
    * a kill verdict then signals nothing (the pids are not real).
    */
@@ -103,6 +112,9 @@ export interface MonitorOptions {
   /** Replaces node:dns (tests): reverse and forward lookups. */
   dns?: DnsFunctions;
 }
+
+/** Runs whois for an address; resolves with its output, rejects on failure (ENOENT: none). */
+export type WhoisFunction = (ip: string, timeoutMs: number) => Promise<string>;
 
 export interface DnsFunctions {
   reverse(ip: string): Promise<string[]>;

@@ -4,7 +4,7 @@ import { access, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { intOption } from '../common.js';
+import { addLookupOptions, intOption, lookupSettings, type LookupOptions } from '../common.js';
 import { formatBytes } from '../format.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { everyRow } from '../store.js';
@@ -28,7 +28,7 @@ import {
   type ProxySession,
 } from './proxy.js';
 
-export interface RunCommandOptions extends ProxyCommandOptions {
+export interface RunCommandOptions extends ProxyCommandOptions, LookupOptions {
   /** Print the summary as one JSON line on stdout after the child exited. */
   json?: boolean;
   /** Write the summary (JSON) to this file. */
@@ -329,7 +329,7 @@ export async function runChild(
     });
     if (spawned.pid !== undefined) {
       try {
-        monitor = watchChild(spawned.pid, session, opts.interval ?? 100, warn);
+        monitor = watchChild(spawned.pid, session, opts, warn);
       } catch (err) {
         // A child that is already gone (it exited at once) has nothing left to watch.
         if (!isTrustRunError(err, 'TR_PROCESS')) throw err;
@@ -407,7 +407,7 @@ export async function runChild(
 function watchChild(
   pid: number,
   session: ProxySession,
-  intervalMs: number,
+  opts: Pick<RunCommandOptions, 'interval'> & LookupOptions,
   warn: (m: string) => void,
 ): Monitor {
   const rec = monitorRecorder(session.store, session.sessionId, warn);
@@ -415,7 +415,8 @@ function watchChild(
   return startMonitor({
     rootPid: pid,
     treeMarker: `TRUSTRUN_SESSION=${session.sessionId}`,
-    intervalMs,
+    intervalMs: opts.interval ?? 100,
+    ...lookupSettings(opts),
     // The child's connections to the proxy are not direct; they stay known for attribution.
     ignore: (addr, port) =>
       port === proxyPort && (isLoopback(addr) || addr === '0.0.0.0' || addr === '::'),
@@ -528,49 +529,49 @@ export function register(program: Command): void {
       "how often the command's sockets are polled for connections that bypass the proxy",
       intOption('--interval', 1, 60_000),
       100,
-    )
-    .action(async (command: string[], opts: RunCommandOptions) => {
-      if (opts.jsonFile !== undefined) checkWritable(opts.jsonFile);
-      let result: RunResult;
+    );
+  addLookupOptions(cmd).action(async (command: string[], opts: RunCommandOptions) => {
+    if (opts.jsonFile !== undefined) checkWritable(opts.jsonFile);
+    let result: RunResult;
+    try {
+      result = await runChild(opts, command, {
+        onSessionStarted: (s) => {
+          const warning = phiWarning(s.level);
+          process.stderr.write(
+            `trustrun: running ${redactCommand(command).join(' ')} through ${s.url} (level ${s.level}, ` +
+              `${s.policy ? `policy ${s.policy.shownName}` : 'no policy'}, session ${s.sessionId})\n`,
+          );
+          if (warning) process.stderr.write(`${warning}\n`);
+        },
+      });
+    } catch (err) {
+      if (reportNotRunnable(err)) return;
+      throw err;
+    }
+    let failure: string | null = null;
+    if (opts.jsonFile) {
       try {
-        result = await runChild(opts, command, {
-          onSessionStarted: (s) => {
-            const warning = phiWarning(s.level);
-            process.stderr.write(
-              `trustrun: running ${redactCommand(command).join(' ')} through ${s.url} (level ${s.level}, ` +
-                `${s.policy ? `policy ${s.policy.shownName}` : 'no policy'}, session ${s.sessionId})\n`,
-            );
-            if (warning) process.stderr.write(`${warning}\n`);
-          },
+        await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
+          mode: 0o600,
         });
       } catch (err) {
-        if (reportNotRunnable(err)) return;
-        throw err;
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        failure = `trustrun: cannot write --json-file ${opts.jsonFile}: ${code}\n`;
       }
-      let failure: string | null = null;
-      if (opts.jsonFile) {
-        try {
-          await writeFile(opts.jsonFile, JSON.stringify(result.summary, null, 2) + '\n', {
-            mode: 0o600,
-          });
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code ?? String(err);
-          failure = `trustrun: cannot write --json-file ${opts.jsonFile}: ${code}\n`;
-        }
-      }
-      // A summary that could not be written fails the run, unless the command's own status
-      // already does: the summary says which.
-      const summary =
-        failure !== null && result.exitCode === 0
-          ? { ...result.summary, exitCode: 1 }
-          : result.summary;
-      process.stderr.write(formatSummary(summary));
-      if (failure !== null) process.stderr.write(failure);
-      // After the child's own output: a line break first, so the summary is always the whole
-      // last line, even after output that did not end with one.
-      if (opts.json) process.stdout.write('\n' + JSON.stringify(summary) + '\n');
-      process.exitCode = summary.exitCode;
-    });
+    }
+    // A summary that could not be written fails the run, unless the command's own status
+    // already does: the summary says which.
+    const summary =
+      failure !== null && result.exitCode === 0
+        ? { ...result.summary, exitCode: 1 }
+        : result.summary;
+    process.stderr.write(formatSummary(summary));
+    if (failure !== null) process.stderr.write(failure);
+    // After the child's own output: a line break first, so the summary is always the whole
+    // last line, even after output that did not end with one.
+    if (opts.json) process.stdout.write('\n' + JSON.stringify(summary) + '\n');
+    process.exitCode = summary.exitCode;
+  });
   // run picks a free port unless told otherwise.
   const port = cmd.options.find((o) => o.long === '--port');
   if (port) port.defaultValue = 0;

@@ -11,10 +11,17 @@ import {
 } from '../../monitor/index.js';
 import { loadPolicyInWorker, type CompiledPolicy } from '../../policy/index.js';
 import { openStore, type Store } from '../../store/index.js';
-import { addDataDirOption, dataDirFrom, intOption } from '../common.js';
+import {
+  addDataDirOption,
+  addLookupOptions,
+  dataDirFrom,
+  intOption,
+  lookupSettings,
+  type LookupOptions,
+} from '../common.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 
-export interface WatchCommandOptions {
+export interface WatchCommandOptions extends LookupOptions {
   policy?: string;
   interval?: number;
   dataDir?: string;
@@ -172,6 +179,7 @@ async function watchSession(
         backend: opts.backend ?? 'auto',
         policy: policy ?? undefined,
         resolveNames: opts.resolve !== false,
+        ...lookupSettings(opts),
         onEvent,
         onUpdate: (e) => rec.update(e),
         onKill,
@@ -267,6 +275,7 @@ export function register(program: Command): void {
     )
     .option('--no-resolve', 'do not look up host names (reverse DNS)')
     .option('--json', 'one JSON object per connection on stdout, then a summary object');
+  addLookupOptions(cmd);
   addDataDirOption(cmd).action(async (pid: string, opts: WatchCommandOptions) => {
     const ac = new AbortController();
     const abort = () => ac.abort();

@@ -180,6 +180,24 @@ describe('trustrun watch (CLI)', () => {
     expect(isAlive(child.pid!)).toBe(true);
   });
 
+  it('takes --dns-timeout, --whois-timeout and --no-whois; a bad timeout is one line, exit 2', async () => {
+    const help = await run(process.execPath, [CLI, 'watch', '--help']);
+    expect(help.stdout).toMatch(/--dns-timeout <ms>/);
+    expect(help.stdout).toMatch(/--whois-timeout <ms>/);
+    expect(help.stdout).toMatch(/--no-whois/);
+    const bad = await run(process.execPath, [
+      CLI,
+      'watch',
+      '--whois-timeout',
+      'soon',
+      '--data-dir',
+      dataDir,
+      String(process.pid),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^trustrun: .*--whois-timeout.*\n$/);
+  });
+
   it('a missing policy file is a usage error naming the file', async () => {
     const err = await watchCommand(String(process.pid), {
       policy: '/nonexistent/p.yaml',

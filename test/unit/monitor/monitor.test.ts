@@ -70,6 +70,8 @@ function start(extra: Partial<MonitorOptions> = {}) {
       onEvent: (e) => events.push({ ...e }),
       onUpdate: (e, r) => updates.push([{ ...e }, r]),
       onKill: (k) => kills.push(k),
+      // No test asks a real whois server; the test that needs whois brings its own.
+      whoisLookups: false,
       ...extra,
     },
     silentLogger(),
@@ -79,6 +81,30 @@ function start(extra: Partial<MonitorOptions> = {}) {
 }
 
 describe('monitor over a fake /proc', () => {
+  it('reports first, then adds the organisation whois found as an update', async () => {
+    proc.fd(100, 3, 11);
+    proc.table('tcp', [[LOCAL, API, '01', 11]]);
+    const asked: string[] = [];
+    let answer: (text: string) => void = () => {};
+    const w = start({
+      dns: dns({}),
+      whoisLookups: true,
+      whois: (ip) => {
+        asked.push(ip);
+        return new Promise((r) => (answer = r));
+      },
+    });
+    await until(() => w.events.length === 1);
+    // Reported (and decided) without waiting for whois.
+    expect(w.events[0]).toMatchObject({ remoteAddr: '203.0.113.5', org: null });
+    await until(() => asked.length === 1);
+    answer('NetName: EXAMPLE-NET\nOrgName: Example Corp\n');
+    await until(() => w.updates.some(([, r]) => r === 'org'));
+    const [e] = w.updates.find(([, r]) => r === 'org')!;
+    expect(e).toMatchObject({ remoteAddr: '203.0.113.5', org: 'Example Corp' });
+    expect(asked).toEqual(['203.0.113.5']);
+  });
+
   it('decides with the confirmed hostname: a hostname allow rule beats a kill default', async () => {
     const pol = await policy(
       'version: 2\nname: names\nrules:\n  - match: "*.example.org"\n    action: allow\ndefaults:\n  action: kill\n',

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { NameResolver, isLocalAddress, orgFor } from '../../../src/monitor/index.js';
+import {
+  AddressNames,
+  NameResolver,
+  WhoisOrgs,
+  isLocalAddress,
+  isPrivateAddress,
+  orgFor,
+  whoisOrg,
+  type WhoisFunction,
+} from '../../../src/monitor/index.js';
 
 describe('organisation table', () => {
   it('maps the earlier tool’s ranges (R1)', () => {
@@ -87,5 +96,125 @@ describe('reverse DNS', () => {
     const t0 = Date.now();
     expect(await r.resolve('203.0.113.5')).toBeNull();
     expect(Date.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+/** A whois that answers from a table (a missing address: empty output), counting its calls. */
+function fakeWhois(answers: Record<string, string | Error>) {
+  const calls: string[] = [];
+  const whois: WhoisFunction = async (ip) => {
+    calls.push(ip);
+    const a = answers[ip];
+    if (a instanceof Error) throw a;
+    return a ?? '';
+  };
+  return { calls, whois };
+}
+
+const timeout = () => Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+const missing = () => Object.assign(new Error('spawn whois ENOENT'), { code: 'ENOENT' });
+
+describe("whois (the earlier tool's resolver rows, lookups faked)", () => {
+  const names = (ptr: Record<string, string[]>, a: Record<string, string[]>, w: WhoisFunction) =>
+    new AddressNames(new NameResolver(fakeDns(ptr, a).dns, 200), new WhoisOrgs(w, 200));
+
+  it('R2: no range, no name, whois empty: no org', async () => {
+    const w = fakeWhois({});
+    expect(await names({}, {}, w.whois).describe('198.51.100.1')).toEqual({
+      hostname: null,
+      org: null,
+    });
+    expect(w.calls).toEqual(['198.51.100.1']);
+  });
+
+  it('R3: the PTR name is the hostname (confirmed by its forward lookup)', async () => {
+    const w = fakeWhois({});
+    const n = names(
+      { '198.51.100.3': ['example.com'] },
+      { 'example.com': ['198.51.100.3'] },
+      w.whois,
+    );
+    expect((await n.describe('198.51.100.3')).hostname).toBe('example.com');
+  });
+
+  it('R4: PTR fails and whois is empty: no hostname, no org', async () => {
+    const w = fakeWhois({ '198.51.100.4': '' });
+    expect(await names({}, {}, w.whois).describe('198.51.100.4')).toEqual({
+      hostname: null,
+      org: null,
+    });
+  });
+
+  it('R6-R8: the last OrgName/org-name, else the first netname', () => {
+    expect(whoisOrg('OrgName: Example Corp\n')).toBe('Example Corp');
+    expect(whoisOrg('netname: EXAMPLE-NET\norg-name: Example RIPE Org\n')).toBe('Example RIPE Org');
+    expect(whoisOrg('netname: SOME-ISP-NET\nnetname: OTHER-NET\n')).toBe('SOME-ISP-NET');
+    expect(whoisOrg('')).toBe('');
+    expect(whoisOrg('netname: AZURE-NET\r\nOrgName: Microsoft Corporation\r\n')).toBe(
+      'Microsoft Corporation',
+    );
+    expect(whoisOrg('orgname: First\nOrgName:   Last Org  \n')).toBe('Last Org');
+  });
+
+  it('R9: whois is asked once per address; a timeout is tried once more, a missing program never again', async () => {
+    const ok = fakeWhois({ '198.51.100.9': 'OrgName: Test Org\n' });
+    const n = names({}, {}, ok.whois);
+    expect((await n.describe('198.51.100.9')).org).toBe('Test Org');
+    expect((await n.describe('198.51.100.9')).org).toBe('Test Org');
+    expect(ok.calls).toEqual(['198.51.100.9']);
+
+    const slow = fakeWhois({ '198.51.100.10': timeout() });
+    expect((await names({}, {}, slow.whois).describe('198.51.100.10')).org).toBeNull();
+    expect(slow.calls).toEqual(['198.51.100.10', '198.51.100.10']);
+
+    const none = fakeWhois({ '198.51.100.11': missing(), '198.51.100.12': missing() });
+    const m = names({}, {}, none.whois);
+    expect((await m.describe('198.51.100.11')).org).toBeNull();
+    expect((await m.describe('198.51.100.12')).org).toBeNull();
+    expect(none.calls).toEqual(['198.51.100.11']);
+  });
+
+  it('R11: a range or a name suffix places the address without whois; otherwise whois names the org', async () => {
+    const w = fakeWhois({ '198.51.100.20': 'OrgName: Fallback Org\n' });
+    const n = names(
+      {
+        '13.80.0.1': ['x.example.net'],
+        '198.51.100.21': ['myapp.eastus.azure.com'],
+        '198.51.100.20': ['unknown.example.com'],
+      },
+      {
+        'x.example.net': ['13.80.0.1'],
+        'myapp.eastus.azure.com': ['198.51.100.21'],
+        'unknown.example.com': ['198.51.100.20'],
+      },
+      w.whois,
+    );
+    expect((await n.describe('13.80.0.1')).org).toBe('Microsoft Azure');
+    expect((await n.describe('198.51.100.21')).org).toBe('Microsoft Azure');
+    expect(await n.describe('198.51.100.20')).toEqual({
+      hostname: 'unknown.example.com',
+      org: 'Fallback Org',
+    });
+    expect(w.calls).toEqual(['198.51.100.20']);
+  });
+
+  it('never sends a private, shared or local address to whois', async () => {
+    const w = fakeWhois({});
+    const n = names({}, {}, w.whois);
+    for (const a of [
+      '10.1.2.3',
+      '172.16.0.1',
+      '192.168.1.1',
+      '100.64.0.1',
+      '127.0.0.1',
+      'fd00::1',
+      'fe80::1',
+      '::1',
+    ]) {
+      expect(isPrivateAddress(a) || isLocalAddress(a)).toBe(true);
+      expect((await n.describe(a)).org).toBeNull();
+    }
+    expect(w.calls).toEqual([]);
+    expect(isPrivateAddress('8.8.8.8')).toBe(false);
   });
 });
