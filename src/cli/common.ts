@@ -1,5 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { TrustRunError, resolveDataDir } from '../core/index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Options every command accepts. */
 export interface CommonOptions {
@@ -86,4 +88,18 @@ export function lookupSettings(opts: LookupOptions): {
     whoisTimeoutMs: opts.whoisTimeout ?? 2000,
     whoisLookups: opts.whois !== false,
   };
+}
+
+/**
+ * The earlier tool's screen saved rules a user allowed or blocked there in
+ * `<data dir>/overrides/<policy name>.yaml`, and merged them into the policy at every run and
+ * watch. TrustRun does not: the policy file is all of the policy. When such a file exists for
+ * the policy about to be used, this says so (one line), so that nobody believes it applies.
+ */
+export function overridesNotice(dataDir: string, policyName: string | null): string | null {
+  const name = policyName ?? 'default-alert-all';
+  if (!/^[^/\\\0]+$/.test(name) || name === '.' || name === '..') return null;
+  const file = join(dataDir, 'overrides', `${name}.yaml`);
+  if (!existsSync(file)) return null;
+  return `trustrun: warning: ${file}: rules saved by the earlier tool's screen are not applied; copy them into the policy file`;
 }

@@ -4,7 +4,13 @@ import { access, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { addLookupOptions, intOption, lookupSettings, type LookupOptions } from '../common.js';
+import {
+  addLookupOptions,
+  intOption,
+  lookupSettings,
+  overridesNotice,
+  type LookupOptions,
+} from '../common.js';
 import { formatBytes } from '../format.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { everyRow } from '../store.js';
@@ -304,6 +310,11 @@ export async function runChild(
       process.on(sig, h);
     }
     await hooks.onSessionStarted?.(session);
+    const overrides = overridesNotice(
+      session.dataDir,
+      session.policy ? (session.policy.name ?? '') : null,
+    );
+    if (overrides) warn(overrides);
     const { env } = await runEnvironment({
       paths: dataPaths(session.dataDir),
       proxyUrl: session.url,

@@ -17,6 +17,7 @@ import {
   dataDirFrom,
   intOption,
   lookupSettings,
+  overridesNotice,
   type LookupOptions,
 } from '../common.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
@@ -108,6 +109,8 @@ export async function watchCommand(
   const policy = opts.policy ? await readPolicy(opts.policy, io) : null;
   const intervalMs = opts.interval ?? 100;
   const store = await openStore({ dataDir: dataDirFrom(opts) });
+  const overrides = overridesNotice(store.dataDir, policy ? (policy.name ?? '') : null);
+  if (overrides) io.err(`${overrides}\n`);
   const offError = store.onError((err) =>
     io.err(`trustrun: warning: could not record: ${err.message}\n`),
   );

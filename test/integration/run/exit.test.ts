@@ -3,7 +3,7 @@
  * --json), the session row, usage errors, and the environment the child gets.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../../src/cli/commands/run.js';
@@ -214,6 +214,22 @@ describe('exit codes', () => {
     writeFileSync(legacy, 'name: old\nrules: []\n');
     const l = await trustrunRun(w, ['--policy', legacy], ['true']);
     expect(l.stderr).toMatch(/^trustrun: warning: .*old\.yaml: legacy policy file/m);
+  });
+
+  it("says that the earlier tool's saved overrides for the policy are not applied", async () => {
+    const dir = join(w.dataDir, 'overrides');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'run-test.yaml'), 'rules:\n  - match: "*.x.test"\n    action: alert\n');
+    try {
+      const r = await trustrunRun(w, ['--policy', policy], ['true']);
+      expect(r.stderr).toContain(
+        `trustrun: warning: ${join(dir, 'run-test.yaml')}: rules saved by the earlier tool's screen are not applied`,
+      );
+      const none = await trustrunRun(w, [], ['true']);
+      expect(none.stderr).not.toContain('overrides');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('shows and records the command line redacted (a token in a URL, curl -u)', async () => {
