@@ -95,6 +95,25 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
   });
 }
 
+/**
+ * The lookup for `key`, made once and shared by later calls; at most `max` kept (the oldest goes
+ * first).
+ */
+function once<T>(
+  cache: Map<string, Promise<T>>,
+  key: string,
+  max: number,
+  make: () => Promise<T>,
+): Promise<T> {
+  let p = cache.get(key);
+  if (!p) {
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    p = make();
+    cache.set(key, p);
+  }
+  return p;
+}
+
 export function systemDns(timeoutMs: number): DnsFunctions {
   const resolver = new dnsp.Resolver({ timeout: timeoutMs, tries: 1 });
   return {
@@ -120,13 +139,7 @@ export class NameResolver {
 
   /** The confirmed name of `ip` (one lookup per address; later calls share it). */
   resolve(ip: string): Promise<string | null> {
-    let p = this.cache.get(ip);
-    if (!p) {
-      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-      p = this.lookup(ip);
-      this.cache.set(ip, p);
-    }
-    return p;
+    return once(this.cache, ip, this.maxEntries, () => this.lookup(ip));
   }
 
   private async lookup(ip: string): Promise<string | null> {
@@ -212,13 +225,7 @@ export class WhoisOrgs {
   ) {}
 
   org(ip: string): Promise<string> {
-    let p = this.cache.get(ip);
-    if (!p) {
-      if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
-      p = this.lookup(ip);
-      this.cache.set(ip, p);
-    }
-    return p;
+    return once(this.cache, ip, this.maxEntries, () => this.lookup(ip));
   }
 
   private async lookup(ip: string): Promise<string> {

@@ -36,15 +36,19 @@ async function setup(level: 'metadata' | 'headers' | 'full', opts: { plain?: boo
   return { upstream, h };
 }
 
-/** GET `path` on an open tunnel with `Connection: close`; resolves with all it answered. */
-function getAndClose(t: TLSSocket, path: string): Promise<string> {
+/** Writes `text` on an open tunnel; resolves with all it answered once it closed. */
+function untilClosed(t: TLSSocket, text: string): Promise<string> {
   return new Promise((resolve) => {
     let out = '';
     t.on('data', (d: Buffer) => (out += d.toString('latin1')));
     t.once('close', () => resolve(out));
-    t.write(`GET ${path} HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
+    t.write(text);
   });
 }
+
+/** GET `path` on an open tunnel with `Connection: close`; resolves with all it answered. */
+const getAndClose = (t: TLSSocket, path: string): Promise<string> =>
+  untilClosed(t, `GET ${path} HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n`);
 
 /** Sends raw bytes to the proxy and returns everything it answers until it closes. */
 function raw(h: Harness, data: string | Buffer, waitMs = 3000): Promise<string> {
@@ -287,12 +291,10 @@ describe('identity and strict parsing inside a tunnel', () => {
   it('refuses a CONNECT inside a tunnel with 405, and records why', async () => {
     const { upstream, h } = await setup('headers');
     const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
-    const out = await new Promise<string>((resolve) => {
-      let got = '';
-      t.on('data', (d: Buffer) => (got += d.toString('latin1')));
-      t.once('close', () => resolve(got));
-      t.write('CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n');
-    });
+    const out = await untilClosed(
+      t,
+      'CONNECT other.example.test:443 HTTP/1.1\r\nHost: other.example.test:443\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1.1 405 /);
     await h.recorder.until(() => h.recorder.connections[0]?.endedAt !== undefined);
     expect(h.recorder.connections[0]).toMatchObject({
@@ -305,12 +307,10 @@ describe('identity and strict parsing inside a tunnel', () => {
   it('refuses OPTIONS * inside a tunnel with 400, recorded, nothing sent upstream', async () => {
     const { upstream, h } = await setup('headers');
     const t = await tunnelTls(h.port, h.proxyCa.certPem, 'api.example.test:443');
-    const out = await new Promise<string>((resolve) => {
-      let got = '';
-      t.on('data', (d: Buffer) => (got += d.toString('latin1')));
-      t.once('close', () => resolve(got));
-      t.write('OPTIONS * HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n');
-    });
+    const out = await untilClosed(
+      t,
+      'OPTIONS * HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n',
+    );
     expect(out).toMatch(/^HTTP\/1.1 400 /);
     await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
     expect(h.recorder.requests[0]).toMatchObject({ status: 400, outcome: 'bad_request' });
