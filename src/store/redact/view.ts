@@ -83,9 +83,22 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
 }
 
 /**
- * Options whose value is `user[:password]` (curl's, among others), whatever their names say.
+ * `user:password` given to an option (curl's `-u`/`--user`, `-U`/`--proxy-user`, also in a
+ * cluster such as `-su`): the password is masked, the user kept. Only a value holding a colon
+ * is touched, so `python -u train.py` and `git push -u origin` stay as they are.
  */
-const CREDENTIAL_OPTIONS = new Set(['-u', '--user', '-U', '--proxy-user']);
+const CREDENTIAL_OPTION = /^(?:-[A-Za-z]*[uU]|--user|--proxy-user)$/;
+/** The same inside an argument: `--user=u:p`, `-uu:p`, or in a script (`sh -c "curl -u u:p …"`). */
+const CREDENTIAL_IN_TEXT =
+  /(^|[\s'"])(-[A-Za-z]*[uU][ \t]*|--(?:proxy-)?user[= \t][ \t]*)(['"]?)([^\s:'"]+):([^\s'"]+)/g;
+
+function maskCredentials(text: string): string {
+  return text.replace(
+    CREDENTIAL_IN_TEXT,
+    (_m, lead: string, option: string, quote: string, user: string) =>
+      `${lead}${option}${quote}${user}:${marker('password')}`,
+  );
+}
 
 /** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
 const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
@@ -98,17 +111,19 @@ const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
 export function redactCommand(command: readonly string[]): string[] {
   return command.map((arg, i) => {
     // `--password SECRET`: the value of an option named like a secret, given as its own argument.
-    const option = /^--?([A-Za-z][\w.-]*)$/.exec(command[i - 1] ?? '');
-    const named = option
-      ? CREDENTIAL_OPTIONS.has(command[i - 1] as string)
-        ? 'userinfo'
-        : secretKeyKind(option[1] as string, 'text')
-      : null;
+    const previous = command[i - 1] ?? '';
+    const option = /^--?([A-Za-z][\w.-]*)$/.exec(previous);
+    const named = option ? secretKeyKind(option[1] as string, 'text') : null;
     if (named !== null && !arg.startsWith('-')) return marker(named);
-    // `--user=USER:PASSWORD`, `-uUSER:PASSWORD`.
-    const attached = /^(--(?:proxy-)?user=|-[uU](?=[^=]*:))./.exec(arg);
-    if (attached) return `${attached[1]}${marker('userinfo')}`;
-    const urls = arg.includes('://') ? arg.replace(URL_IN_ARG, (u) => redactUrl(u).url) : arg;
+    // `-u USER:PASSWORD`: the user stays.
+    const colon = arg.indexOf(':');
+    if (CREDENTIAL_OPTION.test(previous) && colon > 0 && !arg.includes('://')) {
+      return `${arg.slice(0, colon)}:${marker('password')}`;
+    }
+    const masked = arg.includes(':') ? maskCredentials(arg) : arg;
+    const urls = masked.includes('://')
+      ? masked.replace(URL_IN_ARG, (u) => redactUrl(u).url)
+      : masked;
     // `--password=SECRET`: the dashes are not part of the key.
     const dashes = /^-{1,2}/.exec(urls)?.[0] ?? '';
     return dashes + redactText(urls.slice(dashes.length), 'command').text;

@@ -239,7 +239,7 @@ describe('exit codes', () => {
       'exit 0',
       'https://h.test/x?access_token=RUNMARK1',
       '-u',
-      'RUNMARK2:pw',
+      'me:RUNMARK2',
     ];
     const r = await trustrunRun(w, ['--json'], argv);
     expect(r.code, r.stderr).toBe(0);
@@ -251,7 +251,7 @@ describe('exit codes', () => {
       'exit 0',
       'https://h.test/x?access_token=[REDACTED:token]',
       '-u',
-      '[REDACTED:userinfo]',
+      'me:[REDACTED:password]',
     ]);
     await withStore(w, (store) => expect(store.getSession(s.session)!.command).toEqual(s.command));
   });

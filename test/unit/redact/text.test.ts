@@ -271,28 +271,50 @@ describe('redactCommand', () => {
     );
   });
 
-  it("masks curl's -u/--user and --proxy-user values, separate or attached", () => {
+  it("masks the password of curl's -u/--user/--proxy-user, separate, attached or in a script", () => {
     const shown = redactCommand([
       'curl',
       '-u',
-      'CMDUSER1:CMDPW1',
-      '--user=CMDUSER2:CMDPW2',
-      '-uCMDUSER3:CMDPW3',
+      'user1:CMDPW1',
+      '--user=user2:CMDPW2',
+      '-uuser3:CMDPW3',
       '--proxy-user',
-      'CMDUSER4:CMDPW4',
+      'user4:CMDPW4',
+      '-su',
+      'user5:CMDPW5',
       '-s',
       'https://h.test/',
     ]);
     expect(shown).toEqual([
       'curl',
       '-u',
-      '[REDACTED:userinfo]',
-      '--user=[REDACTED:userinfo]',
-      '-u[REDACTED:userinfo]',
+      'user1:[REDACTED:password]',
+      '--user=user2:[REDACTED:password]',
+      '-uuser3:[REDACTED:password]',
       '--proxy-user',
-      '[REDACTED:userinfo]',
+      'user4:[REDACTED:password]',
+      '-su',
+      'user5:[REDACTED:password]',
       '-s',
       'https://h.test/',
     ]);
+    expect(
+      redactCommand(['sh', '-c', 'curl -u alice:CMDPW6 https://h/ && curl --user "bob:CMDPW7" x']),
+    ).toEqual([
+      'sh',
+      '-c',
+      'curl -u alice:[REDACTED:password] https://h/ && curl --user "bob:[REDACTED:password]" x',
+    ]);
+  });
+
+  it('leaves -u alone when it is not a user:password (python -u, git push -u, sort -u)', () => {
+    for (const argv of [
+      ['python3', '-u', 'train.py'],
+      ['git', 'push', '-u', 'origin', 'main'],
+      ['sort', '-u', 'patients.csv'],
+      ['docker', 'run', '-u', '1000', 'img'],
+    ]) {
+      expect(redactCommand(argv)).toEqual(argv);
+    }
   });
 });

