@@ -336,7 +336,10 @@ export class InterceptingProxy {
     // upstream never sees the bytes: each request is framed anew for it.
     const pending = (socket as { _httpMessage?: ServerResponse })._httpMessage;
     if (pending && !pending.writableFinished && pending.req?.complete) {
-      pending.shouldKeepAlive = false;
+      // Before its head, the response says `Connection: close` and Node closes after it; once
+      // the head is out (keep-alive promised), the connection is closed when it is finished.
+      if (!pending.headersSent) pending.shouldKeepAlive = false;
+      else pending.once('finish', () => socket.end());
       return;
     }
     const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';

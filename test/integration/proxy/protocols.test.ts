@@ -164,6 +164,41 @@ describe('plain HTTP', () => {
     expect(h.recorder.requests[0]).toMatchObject({ url: '/a', status: 200, outcome: 'ok' });
   });
 
+  it('closes the connection after the answer when malformed bytes come once its head is out', async () => {
+    const upstream = await startUpstream({
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-length': '10' });
+        res.write('hello');
+        setTimeout(() => res.end('world'), 300);
+      },
+    });
+    const h = await startProxy({
+      level: 'headers',
+      resolve: [parseResolveRule(`api.example.test:80:127.0.0.1:${upstream.port}`)],
+    });
+    closers.push(
+      () => upstream.close(),
+      () => h.close(),
+    );
+    const s = netConnect(h.port, '127.0.0.1');
+    let out = '';
+    let finishedAt = 0;
+    let sent = false;
+    s.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      if (out.endsWith('helloworld')) finishedAt = Date.now();
+      else if (!sent && out.includes('\r\n\r\n')) {
+        sent = true;
+        s.write('\x00garbage\r\n\r\n');
+      }
+    });
+    s.write('GET http://api.example.test/slow HTTP/1.1\r\nHost: api.example.test\r\n\r\n');
+    await new Promise((r) => s.once('close', r));
+    expect(out).toMatch(/^HTTP\/1.1 200 [\s\S]*helloworld$/);
+    expect(finishedAt).toBeGreaterThan(0);
+    expect(Date.now() - finishedAt).toBeLessThan(2000);
+  });
+
   it("records an upload whose chunking breaks after forwarding began as the client's bad request", async () => {
     const { upstream, h } = await setup('headers', { plain: true });
     const s = netConnect(h.port, '127.0.0.1');
