@@ -241,6 +241,8 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
     if (timer) clearTimeout(timer);
     timer = null;
     while (pending.size) await Promise.all([...pending]);
+    // whois answers after this would find no one to tell; their programs are ended.
+    names.stop();
     resolveDone();
   };
 

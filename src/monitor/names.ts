@@ -178,12 +178,12 @@ export function isPrivateAddress(ip: string): boolean {
 
 /** `whois ADDRESS` (the system program), with a timeout; its stdout. */
 export function systemWhois(): WhoisFunction {
-  return (ip, timeoutMs) =>
+  return (ip, timeoutMs, signal) =>
     new Promise((resolve, reject) => {
       execFile(
         'whois',
         [ip],
-        { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' },
+        { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8', signal },
         (err, stdout) => {
           // Some whois clients exit non-zero after printing a useful answer.
           if (err && !stdout) reject(err);
@@ -209,14 +209,21 @@ export function whoisOrg(text: string): string {
   return org || net;
 }
 
+/** whois programs run at once, at most: a program reaching many new addresses queues them. */
+const WHOIS_AT_ONCE = 4;
+
 /**
- * whois lookups of organisations, one per address (cached), tried twice when the first attempt
- * fails (a timeout, an error), never again once the program is found missing. Never throws;
- * '' when there is no answer.
+ * whois lookups of organisations, one per address (cached), at most WHOIS_AT_ONCE at a time,
+ * tried twice when the first attempt fails (a timeout, an error), never again once the program is
+ * found missing. `stop()` ends the lookups under way and drops the queue (the programs are
+ * killed: a command's exit does not wait for them). Never throws; '' when there is no answer.
  */
 export class WhoisOrgs {
   private readonly cache = new Map<string, Promise<string>>();
   private missing = false;
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  private readonly stopper = new AbortController();
 
   constructor(
     private readonly whois: WhoisFunction,
@@ -228,15 +235,28 @@ export class WhoisOrgs {
     return once(this.cache, ip, this.maxEntries, () => this.lookup(ip));
   }
 
+  stop(): void {
+    this.stopper.abort();
+    for (const go of this.queue.splice(0)) go();
+  }
+
   private async lookup(ip: string): Promise<string> {
-    for (let attempt = 0; attempt < 2 && !this.missing; attempt++) {
-      try {
-        return whoisOrg(await this.whois(ip, this.timeoutMs));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.missing = true;
+    if (this.running >= WHOIS_AT_ONCE) await new Promise<void>((go) => this.queue.push(go));
+    this.running++;
+    try {
+      const signal = this.stopper.signal;
+      for (let attempt = 0; attempt < 2 && !this.missing && !signal.aborted; attempt++) {
+        try {
+          return whoisOrg(await this.whois(ip, this.timeoutMs, signal));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.missing = true;
+        }
       }
+      return '';
+    } finally {
+      this.running--;
+      this.queue.shift()?.();
     }
-    return '';
   }
 }
 
@@ -262,6 +282,11 @@ export class AddressNames {
   async slowOrg(ip: string): Promise<string | null> {
     if (!this.orgs || isLocalAddress(ip) || isPrivateAddress(ip)) return null;
     return (await this.orgs.org(ip)) || null;
+  }
+
+  /** Ends the whois lookups under way (see WhoisOrgs.stop). */
+  stop(): void {
+    this.orgs?.stop();
   }
 
   async describe(ip: string): Promise<{ hostname: string | null; org: string | null }> {

@@ -113,8 +113,11 @@ export interface MonitorOptions {
   dns?: DnsFunctions;
 }
 
-/** Runs whois for an address; resolves with its output, rejects on failure (ENOENT: none). */
-export type WhoisFunction = (ip: string, timeoutMs: number) => Promise<string>;
+/**
+ * Runs whois for an address; resolves with its output, rejects on failure (ENOENT: none). An
+ * aborted `signal` ends the lookup (the monitor stopped).
+ */
+export type WhoisFunction = (ip: string, timeoutMs: number, signal: AbortSignal) => Promise<string>;
 
 export interface DnsFunctions {
   reverse(ip: string): Promise<string[]>;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   AddressNames,
@@ -6,6 +9,7 @@ import {
   isLocalAddress,
   isPrivateAddress,
   orgFor,
+  systemWhois,
   whoisOrg,
   type WhoisFunction,
 } from '../../../src/monitor/index.js';
@@ -196,6 +200,50 @@ describe("whois (the earlier tool's resolver rows, lookups faked)", () => {
       org: 'Fallback Org',
     });
     expect(w.calls).toEqual(['198.51.100.20']);
+  });
+
+  it('runs at most four whois at once, and stop() ends them and the queue', async () => {
+    let running = 0;
+    let most = 0;
+    const started: string[] = [];
+    const whois: WhoisFunction = (ip, _ms, signal) =>
+      new Promise((_resolve, reject) => {
+        started.push(ip);
+        most = Math.max(most, ++running);
+        signal.addEventListener('abort', () => {
+          running--;
+          reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        });
+      });
+    const orgs = new WhoisOrgs(whois, 60_000);
+    const all = Array.from({ length: 20 }, (_, i) => orgs.org(`198.51.100.${i + 1}`));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(started).toHaveLength(4);
+    orgs.stop();
+    expect(await Promise.all(all)).toEqual(Array(20).fill(''));
+    expect(most).toBe(4);
+    expect(running).toBe(0);
+    // Stopped lookups are not tried again, and nothing queued starts.
+    expect(started).toHaveLength(4);
+  });
+
+  it('the system whois is ended when the lookup is stopped (a command does not wait for it)', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'trustrun-whois-'));
+    writeFileSync(join(bin, 'whois'), '#!/bin/sh\nsleep 30\n', { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const orgs = new WhoisOrgs(systemWhois(), 60_000);
+      const started = Date.now();
+      const answer = orgs.org('198.51.100.1');
+      await new Promise((r) => setTimeout(r, 200));
+      orgs.stop();
+      expect(await answer).toBe('');
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      process.env.PATH = path;
+      rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('never sends a private, shared or local address to whois', async () => {
