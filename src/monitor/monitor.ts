@@ -9,7 +9,14 @@ import {
   type SocketBackend,
 } from './backends.js';
 import { killPids } from './kill.js';
-import { AddressNames, NameResolver, WhoisOrgs, systemDns, systemWhois } from './names.js';
+import {
+  AddressNames,
+  NameResolver,
+  WhoisOrgs,
+  systemDns,
+  systemWhois,
+  unmapped,
+} from './names.js';
 import { ProcTreeTracker, PsTreeTracker, type TreeTracker } from './tree.js';
 import type { Monitor, MonitorEvent, MonitorOptions, MonitorStats, OwnedSocket } from './types.js';
 
@@ -23,13 +30,9 @@ function isUnspecified(addr: string): boolean {
   return addr === '0.0.0.0' || addr === '::' || addr === '';
 }
 
-function normAddr(addr: string): string {
-  const a = addr.toLowerCase();
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
-}
 
 function keyOf(s: OwnedSocket): string {
-  return `${s.protocol}|${normAddr(s.localAddr)}|${s.localPort}|${normAddr(s.remoteAddr)}|${s.remotePort}`;
+  return `${s.protocol}|${unmapped(s.localAddr)}|${s.localPort}|${unmapped(s.remoteAddr)}|${s.remotePort}`;
 }
 
 function validate(opts: MonitorOptions): void {
@@ -141,7 +144,7 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
   /** Names, org, verdict, enforcement, then onEvent: once per connection. */
   const decide = async (conn: Conn): Promise<void> => {
     const ev = conn.event;
-    const known = await names.quick(normAddr(ev.remoteAddr));
+    const known = await names.quick(unmapped(ev.remoteAddr));
     ev.hostname = known.hostname;
     ev.org = known.org;
     ev.verdict = evaluate(ev);
@@ -165,9 +168,9 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
     const nextLocals = new Map<string, { pid: number; exe: string | null }>();
     const seen = new Map<string, OwnedSocket>();
     for (const s of sockets) {
-      if (s.protocol === 'tcp') nextLocals.set(`${normAddr(s.localAddr)}|${s.localPort}`, s);
+      if (s.protocol === 'tcp') nextLocals.set(`${unmapped(s.localAddr)}|${s.localPort}`, s);
       if (s.remotePort === 0 || isUnspecified(s.remoteAddr) || s.state === 'LISTEN') continue;
-      if (opts.ignore?.(normAddr(s.remoteAddr), s.remotePort)) continue;
+      if (opts.ignore?.(unmapped(s.remoteAddr), s.remotePort)) continue;
       const key = keyOf(s);
       const prev = seen.get(key);
       if (!prev || (depth.get(s.pid) ?? 0) >= (depth.get(prev.pid) ?? 0)) seen.set(key, s);
@@ -190,9 +193,9 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
           pid: s.pid,
           exe: s.exe,
           protocol: s.protocol,
-          localAddr: normAddr(s.localAddr),
+          localAddr: unmapped(s.localAddr),
           localPort: s.localPort,
-          remoteAddr: normAddr(s.remoteAddr),
+          remoteAddr: unmapped(s.remoteAddr),
           remotePort: s.remotePort,
           state: s.state,
           firstSeen: now,
@@ -263,7 +266,7 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
 
   const procfs = backend instanceof ProcfsBackend ? backend : null;
   const fromCache = (addr: string, port: number) => {
-    const hit = locals.get(`${normAddr(addr)}|${port}`);
+    const hit = locals.get(`${unmapped(addr)}|${port}`);
     return hit && tracker.members().includes(hit.pid) ? hit : null;
   };
 
@@ -281,7 +284,7 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
       const hit = fromCache(addr, port);
       if (hit) return hit;
       if (!procfs) return null;
-      return procfs.ownerOf(normAddr(addr), port, () => tracker.refresh());
+      return procfs.ownerOf(unmapped(addr), port, () => tracker.refresh());
     },
     async attributeAsync(addr, port) {
       const hit = monitor.attribute(addr, port);
@@ -290,7 +293,7 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
       const sockets = await backend.snapshot(pids).catch(() => []);
       const s = sockets.find(
         (x) =>
-          x.protocol === 'tcp' && x.localPort === port && normAddr(x.localAddr) === normAddr(addr),
+          x.protocol === 'tcp' && x.localPort === port && unmapped(x.localAddr) === unmapped(addr),
       );
       return s ? { pid: s.pid, exe: s.exe } : null;
     },

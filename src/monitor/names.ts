@@ -59,9 +59,15 @@ const COMPILED = ORG_RANGES.flatMap(([org, cidrs]) =>
   }),
 );
 
+/** An address in lower case, an IPv4-mapped IPv6 one (`::ffff:1.2.3.4`) as its IPv4. */
+export function unmapped(ip: string): string {
+  const a = ip.toLowerCase();
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
 /** The organisation for an address (IPv4 table), then for a host name (suffix table). */
 export function orgFor(ip: string, hostname: string | null = null): string | null {
-  const v4 = ipv4ToInt(ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip);
+  const v4 = ipv4ToInt(unmapped(ip));
   if (v4 !== null) for (const r of COMPILED) if (v4 >= r.start && v4 < r.end) return r.org;
   if (hostname) {
     const h = hostname.toLowerCase().replace(/\.$/, '');
@@ -73,7 +79,7 @@ export function orgFor(ip: string, hostname: string | null = null): string | nul
 
 /** Loopback, unspecified and link-local addresses: not looked up (nothing useful, no leak). */
 export function isLocalAddress(ip: string): boolean {
-  const a = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase();
+  const a = unmapped(ip);
   if (isIP(a) === 4) return a.startsWith('127.') || a.startsWith('169.254.') || a === '0.0.0.0';
   return a === '::1' || a === '::' || a.startsWith('fe80:');
 }
@@ -145,7 +151,7 @@ export class NameResolver {
   private async lookup(ip: string): Promise<string | null> {
     const names = await withTimeout(this.dns.reverse(ip), this.timeoutMs);
     if (!names) return null;
-    const want = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase();
+    const want = unmapped(ip);
     for (const raw of names.slice(0, 4)) {
       const name = raw.replace(/\.$/, '').toLowerCase();
       if (!name) continue;
@@ -161,7 +167,7 @@ export class NameResolver {
  * ranges): never sent to a whois server, which would only learn the internal addressing.
  */
 export function isPrivateAddress(ip: string): boolean {
-  const a = ip.toLowerCase().startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase();
+  const a = unmapped(ip);
   if (isIP(a) === 4) {
     const [x, y] = a.split('.').map(Number) as [number, number];
     return (

@@ -60,7 +60,7 @@ export async function historyCommand(
     io.out(
       scans.length === 0
         ? `No scans stored in ${dataDir} yet (trustrun scan DIR stores one).\n`
-        : formatScans(scans) + '\n',
+        : printable(formatScans(scans)) + '\n',
     );
     return;
   }

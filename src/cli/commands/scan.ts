@@ -14,6 +14,7 @@ import {
 } from '../../scan/index.js';
 import { openStore, type FindingInput, type Store } from '../../store/index.js';
 import { addDataDirOption, collect, dataDirFrom } from '../common.js';
+import { printable } from '../format.js';
 
 export const SCAN_FORMATS = ['text', 'json', 'sarif'] as const;
 export type ScanFormat = (typeof SCAN_FORMATS)[number];
@@ -83,7 +84,7 @@ function progressLine(io: ScanIo): { update: (p: ScanProgress) => void; clear: (
       last = now;
       shown = true;
       const file = p.file.length > 50 ? '…' + p.file.slice(-49) : p.file;
-      io.err(`\r\x1b[K${p.filesScanned} files, ${p.findings} findings  ${file}`);
+      io.err(`\r\x1b[K${p.filesScanned} files, ${p.findings} findings  ${printable(file)}`);
     },
     clear() {
       if (shown) io.err('\r\x1b[K');
@@ -112,7 +113,7 @@ export async function scanCommand(
     throw new TrustRunError('TR_USAGE', `scan: not a directory: ${dir}`);
   }
   const policy = opts.policy ? await policyAdapter(opts.policy, io) : null;
-  if (format === 'text') io.err(scanHeader(dir, policy?.name ?? null) + '\n\n');
+  if (format === 'text') io.err(printable(scanHeader(dir, policy?.name ?? null)) + '\n\n');
   const progress = progressLine(io);
   let result: ScanResult;
   try {
@@ -124,7 +125,8 @@ export async function scanCommand(
   } finally {
     progress.clear();
   }
-  if (format === 'text') io.err(formatText(result));
+  // What a scanned file holds reaches the terminal as visible escapes (see printable).
+  if (format === 'text') io.err(printable(formatText(result)));
   else {
     const doc = format === 'json' ? result : toSarif(result, VERSION);
     io.out(JSON.stringify(doc, null, 2) + '\n');

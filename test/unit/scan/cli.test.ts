@@ -41,6 +41,15 @@ describe('trustrun scan (the built program)', () => {
     expect(r.stderr).toContain('Total findings: 2 (0 critical, 1 warning, 1 info)');
   });
 
+  it('shows control characters from scanned files and their names as visible escapes', () => {
+    const root = project({
+      'a\x1b[2Kb.py': 'requests.get("https://api.openai.com/x")  # \x1b]0;T\x07\n',
+    });
+    const r = trustrun(['scan', '.'], root);
+    expect(r.stderr).toContain('a\\x1b[2Kb.py');
+    expect(r.stderr).not.toMatch(/\x1b/);
+  });
+
   it('exits 1 when a finding is critical (a secret)', () => {
     const root = project({ 'settings.env': 'AWS_KEY=AKIAIOSFODNN7EXAMPLE\n' });
     const r = trustrun(['scan', root], root);
