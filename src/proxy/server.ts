@@ -106,6 +106,21 @@ export class InterceptingProxy {
     };
     this.outer = createServer(httpOptions);
     this.outer.maxConnections = options.limits.maxConnections;
+    // Past the cap Node closes new connections without a word: the log says so (once a minute
+    // at most, with how many since the last line).
+    let dropped = 0;
+    let saidAt = 0;
+    this.outer.on('drop', () => {
+      dropped++;
+      const now = Date.now();
+      if (now - saidAt < 60_000) return;
+      saidAt = now;
+      this.deps.logger.warn(
+        { limit: options.limits.maxConnections, dropped },
+        'connection limit reached: new client connections are closed unanswered',
+      );
+      dropped = 0;
+    });
     this.outer.timeout = options.limits.idleTimeoutMs;
     this.outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onConnect(req, socket, head).catch((err: unknown) => this.internalError(socket, err));
@@ -327,6 +342,15 @@ export class InterceptingProxy {
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const tunnel = this.tunnels.get(socket);
     const code = err.code ?? 'ERR';
+    // The client hung up in the middle of a request (its body, its headers): not malformed
+    // HTTP, and nothing left to answer.
+    if (code === 'HPE_INVALID_EOF_STATE' || code === 'ECONNRESET' || code === 'EPIPE') {
+      if (tunnel?.connectionId) {
+        tunnel.failure ??= { outcome: 'client_abort', reason: 'client closed mid-request' };
+      }
+      socket.destroy();
+      return;
+    }
     const reason = `malformed HTTP from client: ${code}`;
     if (tunnel?.connectionId) tunnel.failure = { outcome: 'bad_request', reason };
     this.clientErrors.set(socket, reason);

@@ -60,7 +60,7 @@ export async function loadMasterKey(opts: LoadKeyOptions): Promise<MasterKey> {
         { hint: 'Unset TRUSTRUN_PASSPHRASE to use the key file.' },
       );
     }
-    if (!opts.create) throw missingKeys(opts.keysDir);
+    if (!opts.create) throw missingKeys(opts.keysDir, 'passphrase');
     const kdf = opts.kdf ?? DEFAULT_KDF;
     const salt = randomBytes(16);
     const key = deriveKey(passphrase, salt, kdf);
@@ -89,11 +89,16 @@ export async function loadMasterKey(opts: LoadKeyOptions): Promise<MasterKey> {
   return fromKeyFile(keyFile);
 }
 
-function missingKeys(keysDir: string): TrustRunError {
+function missingKeys(keysDir: string, mode: 'file' | 'passphrase' = 'file'): TrustRunError {
   return new TrustRunError(
     'TR_KEY',
     `the master key is missing from ${keysDir}, but the database holds data sealed with one`,
-    { hint: 'Restore keys/master.key (or set TRUSTRUN_PASSPHRASE) from a backup.' },
+    {
+      hint:
+        mode === 'passphrase'
+          ? 'With TRUSTRUN_PASSPHRASE set, the key comes from keys/passphrase.json: restore it from a backup (or unset TRUSTRUN_PASSPHRASE if the data directory used keys/master.key).'
+          : 'Restore keys/master.key (or set TRUSTRUN_PASSPHRASE) from a backup.',
+    },
   );
 }
 

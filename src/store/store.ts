@@ -130,6 +130,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       logger,
       opts.batchMax ?? DEFAULT_BATCH_MAX,
       opts.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES,
+      opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     );
     store.markInterrupted();
     return store;
@@ -188,6 +189,7 @@ export class SqliteStore implements Store {
     private readonly logger: Logger,
     batchMax: number,
     maxRetainedBytes: number,
+    busyTimeoutMs: number = DEFAULT_BUSY_TIMEOUT_MS,
   ) {
     if (!Number.isInteger(batchMax) || batchMax < 1) {
       throw new TrustRunError('TR_CONFIG', `batchMax must be a whole number of at least 1`);
@@ -205,6 +207,10 @@ export class SqliteStore implements Store {
     });
     this.writer = new BatchWriter(db, {
       batchMax,
+      probe: db.prepare(
+        "INSERT OR REPLACE INTO store_meta (name, value) VALUES ('write_probe', ?)",
+      ),
+      busyTimeoutMs,
       maxRetained: 100_000,
       maxRetainedBytes,
       onError: (err) => this.emitError(err),
@@ -1035,7 +1041,7 @@ export class SqliteStore implements Store {
   private checkpointAfterDelete(): void {
     if (!checkpoint(this.db)) {
       this.logger.warn(
-        'another connection is reading the database: old pages stay in the WAL until the next full checkpoint',
+        'another connection is reading the database: the deleted values stay in the database file and its WAL until the next full checkpoint',
       );
     }
   }

@@ -59,6 +59,14 @@ export interface WriterOptions {
   onError: (err: TrustRunError) => void;
   /** Called after each successful commit (e.g. to schedule a checkpoint). */
   afterCommit?: () => void;
+  /**
+   * A small write (one argument: the time) that tells whether the store can be written again
+   * after a failed commit left nothing queued to retry with. Without it, a store that failed
+   * stays unhealthy until the next write someone makes.
+   */
+  probe?: Statement;
+  /** The connection's busy timeout, ms: a retry while unhealthy does not wait for a lock. */
+  busyTimeoutMs?: number;
 }
 
 export interface WriterStats {
@@ -172,6 +180,10 @@ export class BatchWriter {
 
   private commit(batch: WriteOp[]): TrustRunError | null {
     const refused: [WriteOp, unknown][] = [];
+    // While unhealthy (a lock held elsewhere, a full disk), an attempt fails at once instead of
+    // holding the event loop for the busy timeout each time it is retried.
+    const impatient = !this.healthy && this.opts.busyTimeoutMs !== undefined && this.db.open;
+    if (impatient) this.db.pragma('busy_timeout = 0');
     try {
       this.begin.run();
       for (const op of batch) {
@@ -194,6 +206,8 @@ export class BatchWriter {
         }
       }
       return this.fail(batch, err);
+    } finally {
+      if (impatient && this.db.open) this.db.pragma(`busy_timeout = ${this.opts.busyTimeoutMs}`);
     }
     this.stats.commits++;
     this.stats.committedOps += batch.length - refused.length;
@@ -276,10 +290,16 @@ export class BatchWriter {
           )
         : err,
     );
-    if (this.queue.length > 0 && this.db.open && !this.retryTimer) {
+    // Tried again after a back-off: the operations kept, or (nothing kept) the probe, so that
+    // a store that comes back is known to be back even when every request is being refused.
+    if ((this.queue.length > 0 || this.opts.probe) && this.db.open && !this.retryTimer) {
       this.backoffMs = Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, this.backoffMs * 2));
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
+        if (this.closed) return;
+        if (this.queue.length === 0 && this.opts.probe) {
+          this.queue.push({ stmt: this.opts.probe, args: [Date.now()], what: 'a write probe' });
+        }
         this.drain();
       }, this.backoffMs);
       this.retryTimer.unref();

@@ -7,7 +7,7 @@ import {
   type PolicyGate,
   type ContextSource,
 } from '../../src/proxy/index.js';
-import { silentLogger, type CaptureLevel } from '../../src/core/index.js';
+import { silentLogger, type CaptureLevel, type Logger } from '../../src/core/index.js';
 import { MemoryRecorder } from './memory-recorder.js';
 import { makeLeaf, makeTestCa, type TestCa } from './pki.js';
 
@@ -47,6 +47,8 @@ export async function startProxy(
     contexts?: ContextSource;
     /** Told the size of each body chunk relayed (default: the proxy's own Reclaimer). */
     relayed?: (bytes: number) => void;
+    /** The proxy's logger (default: silent). */
+    logger?: Logger;
   },
 ): Promise<Harness> {
   const recorder = new MemoryRecorder();
@@ -68,7 +70,7 @@ export async function startProxy(
       sessionId: 'test-session',
       contexts: opts.contexts ?? new TestContexts(proxyCa),
       policy: opts.policy ?? null,
-      logger: silentLogger(),
+      logger: opts.logger ?? silentLogger(),
       ...(opts.relayed ? { relayed: opts.relayed } : {}),
     },
   );

@@ -1,3 +1,4 @@
+import pino from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import type { ServerResponse } from 'node:http';
@@ -197,6 +198,19 @@ describe('plain HTTP', () => {
     expect(out).toMatch(/^HTTP\/1.1 200 [\s\S]*helloworld$/);
     expect(finishedAt).toBeGreaterThan(0);
     expect(Date.now() - finishedAt).toBeLessThan(2000);
+  });
+
+  it('records a client that hangs up mid-upload as client_abort, not as malformed HTTP', async () => {
+    const { h } = await setup('headers', { plain: true });
+    const s = netConnect(h.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write(
+      `POST http://api.example.test/part HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(1000)}`,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    s.end();
+    await h.recorder.until(() => h.recorder.requests[0]?.outcome !== undefined);
+    expect(h.recorder.requests[0]).toMatchObject({ url: '/part', outcome: 'client_abort' });
   });
 
   it("records an upload whose chunking breaks after forwarding began as the client's bad request", async () => {
@@ -428,6 +442,25 @@ describe('identity and strict parsing inside a tunnel', () => {
 });
 
 describe('guards', () => {
+  it('says in its log when the connection cap turns clients away', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const h = await startProxy({
+      level: 'headers',
+      limits: { ...DEFAULT_LIMITS, maxConnections: 2 },
+      logger,
+    });
+    closers.push(() => h.close());
+    const held = [netConnect(h.port, '127.0.0.1'), netConnect(h.port, '127.0.0.1')];
+    await Promise.all(held.map((c) => new Promise((r) => c.once('connect', r))));
+    await new Promise((r) => setTimeout(r, 50));
+    const extra = netConnect(h.port, '127.0.0.1');
+    extra.on('error', () => undefined);
+    await new Promise((r) => extra.once('close', r));
+    for (const c of held) c.destroy();
+    expect(lines.join('')).toMatch(/"limit":2.*connection limit reached/);
+  });
+
   it('refuses to proxy to its own listener (loop guard)', async () => {
     const { h } = await setup('headers');
     const out = await raw(

@@ -85,6 +85,15 @@ describe('key files', () => {
 });
 
 describe('passphrase mode', () => {
+  it('a missing passphrase.json is named as the file to restore', async () => {
+    const dataDir = temp.make();
+    await (await openAt(dataDir, 'correct horse')).close();
+    rmSync(join(dataDir, 'keys', 'passphrase.json'));
+    const err = await expectCode(() => openAt(dataDir, 'correct horse'), 'TR_KEY');
+    expect(err.message).toMatch(/master key is missing/);
+    expect((err as { hint?: string }).hint).toMatch(/keys\/passphrase\.json/);
+  });
+
   it('derives the key with Argon2id and opens the data with the right passphrase', async () => {
     const dataDir = temp.make();
     expect(await roundTrip(dataDir, 'correct horse', 'correct horse')).toBe('/kept?x=1');

@@ -243,6 +243,33 @@ describe('batching writer', () => {
     expect(store.healthy).toBe(true);
   });
 
+  it('knows the store is back without a write of its own (every request refused meanwhile), and retries without waiting for the lock', async () => {
+    const { store, dataDir } = await newStore({ busyTimeoutMs: 400 });
+    const s = store.startSession({ kind: 'proxy', level: 'headers' });
+    const other = otherConnection(dataDir);
+    other.prepare('BEGIN IMMEDIATE').run();
+    const started = performance.now();
+    await expectCode(() => store.addRequest(requestInput(s.id)), 'TR_STORE_UNAVAILABLE');
+    // The first attempt waited for the lock (the busy timeout).
+    expect(performance.now() - started).toBeGreaterThanOrEqual(350);
+    expect(store.healthy).toBe(false);
+    // Nothing is queued, and the proxy refuses requests while unhealthy (it writes nothing):
+    // the store probes by itself. Its attempts while the lock is held return at once.
+    const loopStalls: number[] = [];
+    let last = performance.now();
+    const tick = setInterval(() => {
+      const now = performance.now();
+      loopStalls.push(now - last);
+      last = now;
+    }, 10);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(store.healthy).toBe(false);
+    other.prepare('ROLLBACK').run();
+    await until(() => store.healthy, 'the store healthy again');
+    clearInterval(tick);
+    expect(Math.max(...loopStalls)).toBeLessThan(300);
+  });
+
   it('rejects requests when the database was closed underneath', async () => {
     const { store, db } = await newStore();
     const s = store.startSession({ kind: 'proxy', level: 'headers' });
