@@ -21,7 +21,8 @@ export async function writeFileAtomic(
   } catch (err) {
     await fh.close();
     await rm(tmp, { force: true });
-    throw err;
+    // A full disk's error has no path of its own: it names the file it was for.
+    throw Object.assign(err as Error, { path: file, syscall: 'write' });
   }
   await fh.close();
   try {

@@ -53,6 +53,8 @@ const PATH_CODES: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'operation not permitted',
   EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
 };
 
 /** A Node file system error naming a path, or null. */

@@ -25,9 +25,13 @@ export function createPrivateFile(path: string, data: Uint8Array | string): bool
     fchmodSync(fd, 0o600); // whatever the umask was
     writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // A full disk: no half-written file left behind, and the error names the file it was for.
     closeSync(fd);
+    unlinkSync(tmp);
+    throw Object.assign(err as Error, { path, syscall: 'write' });
   }
+  closeSync(fd);
   try {
     linkSync(tmp, path);
     syncDir(dirname(path));

@@ -38,3 +38,46 @@ describe('ensurePrivateDir', () => {
     },
   );
 });
+
+describe('errors that name a file', () => {
+  it('a full disk names the file being written, in one line, exit 1', async () => {
+    const { exitCodeFor, formatError } = await import('../../../src/core/index.js');
+    const err = Object.assign(new Error('ENOSPC: no space left on device, write'), {
+      code: 'ENOSPC',
+      path: '/data/ca/ca-key.pem',
+      syscall: 'write',
+    });
+    expect(formatError(err)).toBe(
+      'cannot write /data/ca/ca-key.pem: ENOSPC (no space left on the device)',
+    );
+    expect(exitCodeFor(err)).toBe(1);
+  });
+
+  it.skipIf(process.getuid?.() !== 0 || !existsSync('/proc/self'))(
+    'writing the CA on a full disk leaves no temporary file and names the file',
+    async (ctx) => {
+      const { execFileSync } = await import('node:child_process');
+      const { writeFileAtomic } = await import('../../../src/ca/files.js');
+      const mnt = mkdtempSync(join(tmpdir(), 'trustrun-full-'));
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'tmpfs', mnt], { stdio: 'ignore' });
+      } catch {
+        rmSync(mnt, { recursive: true, force: true });
+        process.stderr.write('skipped: this machine does not let root mount a tmpfs here\n');
+        ctx.skip();
+        return;
+      }
+      try {
+        writeFileSync(join(mnt, 'fill'), Buffer.alloc(12 * 1024));
+        await expect(
+          writeFileAtomic(join(mnt, 'ca-key.pem'), Buffer.alloc(64 * 1024), 0o600),
+        ).rejects.toMatchObject({ code: 'ENOSPC', path: join(mnt, 'ca-key.pem') });
+        const { readdirSync } = await import('node:fs');
+        expect(readdirSync(mnt)).toEqual(['fill']);
+      } finally {
+        execFileSync('umount', [mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+  );
+});
