@@ -30,7 +30,6 @@ function isUnspecified(addr: string): boolean {
   return addr === '0.0.0.0' || addr === '::' || addr === '';
 }
 
-
 function keyOf(s: OwnedSocket): string {
   return `${s.protocol}|${unmapped(s.localAddr)}|${s.localPort}|${unmapped(s.remoteAddr)}|${s.remotePort}`;
 }
