@@ -87,16 +87,42 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
  * cluster such as `-su`): the password is masked, the user kept. Only a value holding a colon
  * is touched, so `python -u train.py` and `git push -u origin` stay as they are.
  */
-const CREDENTIAL_OPTION = /^(?:-[A-Za-z]*[uU]|--user|--proxy-user)$/;
-/** The same inside an argument: `--user=u:p`, `-uu:p`, or in a script (`sh -c "curl -u u:p …"`). */
+const CREDENTIAL_OPTION = /^(?:-[A-Za-z]{0,8}[uU]|--user|--proxy-user)$/;
+/**
+ * The same inside an argument: `--user=u:p`, `-uu:p`, or in a script (`sh -c "curl -u u:p …"`,
+ * `-u 'u:pass word'`; a cluster such as `-su` only before a space, so `-Duser.dir=a:b` is not
+ * one). The user may be empty (`-u :TOKEN`, as Azure DevOps documents); a quoted
+ * value runs to its closing quote, a bare one to white space or shell punctuation.
+ */
 const CREDENTIAL_IN_TEXT =
-  /(^|[\s'"])(-[A-Za-z]*[uU][ \t]*|--(?:proxy-)?user[= \t][ \t]*)(['"]?)([^\s:'"]+):([^\s'"]+)/g;
+  /(^|[\s'"(])(-[uU]|-[A-Za-z]{0,8}[uU][ \t]+|--(?:proxy-)?user[= \t][ \t]*)(?:'([^':]*):([^']+)'|"([^":]*):([^"]+)"|([^\s:'";|&)`]*):([^\s'";|&)`]+))/g;
+
+/** `uid:gid` (docker -u 1000:1000), a marker already there: not a credential. */
+const NOT_A_CREDENTIAL = /^\d+:\d+$|\[REDACTED:/;
 
 function maskCredentials(text: string): string {
   return text.replace(
     CREDENTIAL_IN_TEXT,
-    (_m, lead: string, option: string, quote: string, user: string) =>
-      `${lead}${option}${quote}${user}:${marker('password')}`,
+    (
+      whole: string,
+      lead: string,
+      option: string,
+      sqUser?: string,
+      sqPass?: string,
+      dqUser?: string,
+      dqPass?: string,
+      user?: string,
+      pass?: string,
+    ) => {
+      const [u, p, q] =
+        sqPass !== undefined
+          ? [sqUser!, sqPass, "'"]
+          : dqPass !== undefined
+            ? [dqUser!, dqPass, '"']
+            : [user ?? '', pass ?? '', ''];
+      if (NOT_A_CREDENTIAL.test(`${u}:${p}`)) return whole;
+      return `${lead}${option}${q}${u}:${marker('password')}${q}`;
+    },
   );
 }
 
@@ -117,7 +143,14 @@ export function redactCommand(command: readonly string[]): string[] {
     if (named !== null && !arg.startsWith('-')) return marker(named);
     // `-u USER:PASSWORD`: the user stays.
     const colon = arg.indexOf(':');
-    if (CREDENTIAL_OPTION.test(previous) && colon > 0 && !arg.includes('://')) {
+    if (
+      CREDENTIAL_OPTION.test(previous) &&
+      colon >= 0 &&
+      colon < arg.length - 1 &&
+      !arg.startsWith('-') &&
+      !arg.includes('://') &&
+      !NOT_A_CREDENTIAL.test(arg)
+    ) {
       return `${arg.slice(0, colon)}:${marker('password')}`;
     }
     const masked = arg.includes(':') ? maskCredentials(arg) : arg;

@@ -307,14 +307,45 @@ describe('redactCommand', () => {
     ]);
   });
 
-  it('leaves -u alone when it is not a user:password (python -u, git push -u, sort -u)', () => {
+  it('leaves -u alone when it is not a user:password (python -u, git push -u, sort -u, uid:gid)', () => {
     for (const argv of [
       ['python3', '-u', 'train.py'],
       ['git', 'push', '-u', 'origin', 'main'],
       ['sort', '-u', 'patients.csv'],
+      ['sort', '-u', '-t:', '-k2'],
       ['docker', 'run', '-u', '1000', 'img'],
+      ['docker', 'run', '-u', '1000:1000', 'img'],
+      ['java', '-Duser.dir=/a:b', 'Main'],
+      ['curl', '-u', '[REDACTED:userinfo]'],
+      ['curl', '--user=[REDACTED:userinfo]'],
     ]) {
       expect(redactCommand(argv)).toEqual(argv);
     }
+  });
+
+  it('masks an empty-user token and quoted passwords with spaces; stays linear', () => {
+    expect(redactCommand(['curl', '-u', ':PAT1', 'x', '--user', ':PAT2', '-u:PAT3'])).toEqual([
+      'curl',
+      '-u',
+      ':[REDACTED:password]',
+      'x',
+      '--user',
+      ':[REDACTED:password]',
+      '-u:[REDACTED:password]',
+    ]);
+    expect(
+      redactCommand([
+        'sh',
+        '-c',
+        `curl -u :PAT4 h; curl -u 'alice:pass word' x; (curl -u a:PW5); curl -u "b:two words" y`,
+      ]),
+    ).toEqual([
+      'sh',
+      '-c',
+      `curl -u :[REDACTED:password] h; curl -u 'alice:[REDACTED:password]' x; (curl -u a:[REDACTED:password]); curl -u "b:[REDACTED:password]" y`,
+    ]);
+    const started = performance.now();
+    redactCommand(['x', `x: -${'u'.repeat(200_000)}`]);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
