@@ -243,12 +243,18 @@ export class WhoisOrgs {
 
   stop(): void {
     this.stopper.abort();
-    for (const go of this.queue.splice(0)) go();
+    // Each waiter is handed a slot, as a finished lookup hands over its own.
+    for (const go of this.queue.splice(0)) {
+      this.running++;
+      go();
+    }
   }
 
   private async lookup(ip: string): Promise<string> {
+    // A finished lookup hands its slot straight to the next in the queue (running stays
+    // counted), so no newcomer slips in between.
     if (this.running >= WHOIS_AT_ONCE) await new Promise<void>((go) => this.queue.push(go));
-    this.running++;
+    else this.running++;
     try {
       const signal = this.stopper.signal;
       for (let attempt = 0; attempt < 2 && !this.missing && !signal.aborted; attempt++) {
@@ -260,8 +266,9 @@ export class WhoisOrgs {
       }
       return '';
     } finally {
-      this.running--;
-      this.queue.shift()?.();
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 }

@@ -32,6 +32,8 @@ export interface WriteOp {
    * dropped whole).
    */
   lighter?: () => WriteOp;
+  /** The writer's own probe (see WriterOptions.probe): never kept after a failure. */
+  probe?: true;
 }
 
 /** Settles the promise of an operation that a caller awaits (made once per operation, no closures). */
@@ -265,7 +267,7 @@ export class BatchWriter {
     const keep: WriteOp[] = [];
     for (const op of [...batch, ...this.queue]) {
       if (op.waiter) rejectWaiter(op.waiter, err);
-      else keep.push(op);
+      else if (!op.probe) keep.push(op);
     }
     const over = Math.max(0, keep.length - this.opts.maxRetained);
     if (over > 0) {
@@ -298,7 +300,12 @@ export class BatchWriter {
         this.retryTimer = null;
         if (this.closed) return;
         if (this.queue.length === 0 && this.opts.probe) {
-          this.queue.push({ stmt: this.opts.probe, args: [Date.now()], what: 'a write probe' });
+          this.queue.push({
+            stmt: this.opts.probe,
+            args: [Date.now()],
+            what: 'a write probe',
+            probe: true,
+          });
         }
         this.drain();
       }, this.backoffMs);

@@ -227,6 +227,31 @@ describe("whois (the earlier tool's resolver rows, lookups faked)", () => {
     expect(started).toHaveLength(4);
   });
 
+  it("hands a finished lookup's slot to the next in line: a newcomer cannot make it five", async () => {
+    let running = 0;
+    let most = 0;
+    const finish: (() => void)[] = [];
+    const whois: WhoisFunction = () =>
+      new Promise((resolve) => {
+        most = Math.max(most, ++running);
+        finish.push(() => {
+          running--;
+          resolve('');
+        });
+      });
+    const orgs = new WhoisOrgs(whois, 60_000);
+    const first = Array.from({ length: 5 }, (_, i) => orgs.org(`198.51.100.${i + 1}`));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(finish).toHaveLength(4);
+    // One finishes, and in the very next microtask a new address comes.
+    finish.shift()!();
+    queueMicrotask(() => void orgs.org('198.51.100.99'));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(most).toBe(4);
+    while (finish.length) finish.shift()!();
+    await Promise.all(first);
+  });
+
   it('the system whois is ended when the lookup is stopped (a command does not wait for it)', async () => {
     const bin = mkdtempSync(join(tmpdir(), 'trustrun-whois-'));
     writeFileSync(join(bin, 'whois'), '#!/bin/sh\nsleep 30\n', { mode: 0o755 });

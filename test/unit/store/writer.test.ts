@@ -270,6 +270,18 @@ describe('batching writer', () => {
     expect(Math.max(...loopStalls)).toBeLessThan(300);
   });
 
+  it('keeps no probe queued after it fails: nothing counts as unwritten at close', async () => {
+    const { store, dataDir } = await newStore({ busyTimeoutMs: 50 });
+    const s = store.startSession({ kind: 'proxy', level: 'headers' });
+    const other = otherConnection(dataDir);
+    other.prepare('BEGIN IMMEDIATE').run();
+    await expectCode(() => store.addRequest(requestInput(s.id)), 'TR_STORE_UNAVAILABLE');
+    // Long enough for several probes to fail.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(store.stats.pending).toBe(0);
+    other.prepare('ROLLBACK').run();
+  });
+
   it('rejects requests when the database was closed underneath', async () => {
     const { store, db } = await newStore();
     const s = store.startSession({ kind: 'proxy', level: 'headers' });
