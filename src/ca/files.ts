@@ -13,7 +13,9 @@ export async function writeFileAtomic(
   mode: number,
 ): Promise<void> {
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
+  const fh = await open(tmp, 'wx', mode).catch((err: unknown) => {
+    throw Object.assign(err as Error, { path: file, syscall: 'write' });
+  });
   try {
     await fh.chmod(mode);
     await fh.writeFile(data);

@@ -20,10 +20,17 @@ import { TrustRunError } from '../core/index.js';
  */
 export function createPrivateFile(path: string, data: Uint8Array | string): boolean {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx', 0o600);
+  } catch (err) {
+    throw Object.assign(err as Error, { path, syscall: 'write' });
+  }
   try {
     fchmodSync(fd, 0o600); // whatever the umask was
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    // writeSync may write less than asked (a disk filling up): the rest, or its error.
+    for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
     fsyncSync(fd);
   } catch (err) {
     // A full disk: no half-written file left behind, and the error names the file it was for.

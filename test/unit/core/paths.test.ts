@@ -54,7 +54,7 @@ describe('errors that name a file', () => {
   });
 
   it.skipIf(process.getuid?.() !== 0 || !existsSync('/proc/self'))(
-    'writing the CA on a full disk leaves no temporary file and names the file',
+    'writing the CA or a key file on a full disk leaves no file behind and names the file',
     async (ctx) => {
       const { execFileSync } = await import('node:child_process');
       const { writeFileAtomic } = await import('../../../src/ca/files.js');
@@ -73,6 +73,12 @@ describe('errors that name a file', () => {
           writeFileAtomic(join(mnt, 'ca-key.pem'), Buffer.alloc(64 * 1024), 0o600),
         ).rejects.toMatchObject({ code: 'ENOSPC', path: join(mnt, 'ca-key.pem') });
         const { readdirSync } = await import('node:fs');
+        expect(readdirSync(mnt)).toEqual(['fill']);
+        // The key files' writer: a short write is not taken for the whole file.
+        const { createPrivateFile } = await import('../../../src/store/files.js');
+        expect(() => createPrivateFile(join(mnt, 'master.key'), Buffer.alloc(20_000))).toThrow(
+          expect.objectContaining({ code: 'ENOSPC', path: join(mnt, 'master.key') }),
+        );
         expect(readdirSync(mnt)).toEqual(['fill']);
       } finally {
         execFileSync('umount', [mnt]);
