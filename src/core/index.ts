@@ -4,3 +4,4 @@ export * from './logger.js';
 export * from './paths.js';
 export * from './ids.js';
 export * from './version.js';
+export * from './text.js';

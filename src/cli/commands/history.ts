@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { dataPaths } from '../../core/index.js';
 import { openStore, redactCommand, type ScanRow, type SessionRow } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption, type CommonOptions } from '../common.js';
-import { clip, formatTime, printable, table } from '../format.js';
+import { clip, formatTime, oneLine, printable, table } from '../format.js';
 
 export interface HistoryOptions extends CommonOptions {
   /** At most this many rows, newest first (default 20). */
@@ -81,8 +81,8 @@ export function formatSessions(sessions: readonly SessionRow[]): string {
     String(s.counts.requests),
     String(s.counts.violations),
     s.level,
-    s.policy ?? '-',
-    s.command === null ? '-' : clip(s.command.join(' '), 60),
+    oneLine(s.policy ?? '-'),
+    s.command === null ? '-' : clip(oneLine(s.command.join(' ')), 60),
   ]);
   return table([
     [
@@ -108,8 +108,8 @@ export function formatScans(scans: readonly ScanRow[]): string {
     String(s.files),
     String(s.findings),
     String(s.counts.critical),
-    s.policy ?? '-',
-    s.root,
+    oneLine(s.policy ?? '-'),
+    oneLine(s.root),
   ]);
   return table([['STARTED', 'SCAN', 'FILES', 'FINDINGS', 'CRITICAL', 'POLICY', 'ROOT'], ...rows]);
 }

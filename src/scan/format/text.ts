@@ -1,3 +1,4 @@
+import { oneLine } from '../../core/index.js';
 import { describeVerdict } from '../verdict.js';
 import type { Finding, ScanResult, SkippedFile } from '../types.js';
 
@@ -40,12 +41,13 @@ export function formatText(result: ScanResult): string {
       byFile.set(f.file, list);
     }
     for (const [file, findings] of byFile) {
-      lines.push(file);
+      // A file's name and its text are the scanned tree's: one line each, whatever they hold.
+      lines.push(oneLine(file));
       for (const f of findings) {
         const pos = `${f.line}:${f.column}`.padEnd(8);
         const sev = f.severity.padEnd(9);
         const patterns = f.patterns.join(', ');
-        lines.push(`  ${pos}${sev}${patterns.padEnd(34)} ${cut(f.text, 80)}`);
+        lines.push(`  ${pos}${sev}${patterns.padEnd(34)} ${oneLine(cut(f.text, 80))}`);
         const verdict = describeVerdict(f);
         if (verdict && f.verdict?.action !== 'allow') lines.push(`  ${' '.repeat(17)}${verdict}`);
       }
@@ -57,7 +59,7 @@ export function formatText(result: ScanResult): string {
     lines.push('Skipped:');
     for (const s of shown) {
       lines.push(
-        `  ${s.file} (${SKIP_WORDS[s.reason]}${s.size === undefined ? '' : `, ${sizeText(s.size)}`})`,
+        `  ${oneLine(s.file)} (${SKIP_WORDS[s.reason]}${s.size === undefined ? '' : `, ${sizeText(s.size)}`})`,
       );
     }
     if (result.skipped.length > shown.length)

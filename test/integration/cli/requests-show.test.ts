@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { printable } from '../../../src/cli/format.js';
+import { oneLine, printable } from '../../../src/cli/format.js';
 import { openStore } from '../../../src/store/index.js';
 import { CLI, run } from '../../helpers/proc.js';
 import { requestInput } from '../../unit/store/helpers.js';
@@ -19,6 +19,12 @@ describe('printable', () => {
     expect(printable('a\x1b]0;T\x07b\x1b[2K\r\n\tc\x7f\x9b\u202eok\u00e9')).toBe(
       'a\\x1b]0;T\\x07b\\x1b[2K\\x0d\n\tc\\x7f\\x9b\\u202eoké',
     );
+  });
+});
+
+describe('oneLine', () => {
+  it('also escapes line breaks and tabs, for one field of a report', () => {
+    expect(oneLine('a\nb\tc\r\u2028d\x1b')).toBe('a\\x0ab\\x09c\\x0d\\u2028d\\x1b');
   });
 });
 

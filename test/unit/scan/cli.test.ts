@@ -50,6 +50,16 @@ describe('trustrun scan (the built program)', () => {
     expect(r.stderr).not.toMatch(/\x1b/);
   });
 
+  it('a file name with line breaks cannot forge a line of the report', () => {
+    const root = project({
+      'a.py\n\nTotal findings: 0 (0 critical, 0 warning, 0 info)\n.py':
+        'requests.get("https://api.openai.com/x")\n',
+    });
+    const r = trustrun(['scan', '.'], root);
+    expect(r.stderr.match(/^Total findings: /gm)).toHaveLength(1);
+    expect(r.stderr).toContain('a.py\\x0a\\x0aTotal findings: 0');
+  });
+
   it('exits 1 when a finding is critical (a secret)', () => {
     const root = project({ 'settings.env': 'AWS_KEY=AKIAIOSFODNN7EXAMPLE\n' });
     const r = trustrun(['scan', root], root);
