@@ -125,9 +125,16 @@ async function createCa(paths: DataPaths): Promise<void> {
     spki: spkiDer,
   });
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
-  // Key first: a certificate on disk always has its key beside it.
+  // Key first: a certificate on disk always has its key beside it. A certificate that cannot be
+  // written (a full disk) takes its new key with it, so that the next start makes a whole CA
+  // instead of finding half of one.
   await writeFileAtomic(paths.caKey, pemEncode('PRIVATE KEY', pkcs8), 0o600);
-  await writeFileAtomic(paths.caCert, pemEncode('CERTIFICATE', certDer), 0o644);
+  try {
+    await writeFileAtomic(paths.caCert, pemEncode('CERTIFICATE', certDer), 0o644);
+  } catch (err) {
+    await rm(paths.caKey, { force: true });
+    throw err;
+  }
 }
 
 /** Reads a CA file; an unreadable one (permissions, a directory) is a TR_CA_INVALID. */

@@ -80,6 +80,12 @@ describe('errors that name a file', () => {
           expect.objectContaining({ code: 'ENOSPC', path: join(mnt, 'master.key') }),
         );
         expect(readdirSync(mnt)).toEqual(['fill']);
+        // A CA whose key fits and whose certificate does not: no half CA is left.
+        const { loadOrCreateCa } = await import('../../../src/ca/index.js');
+        const { dataPaths } = await import('../../../src/core/index.js');
+        const paths = dataPaths(join(mnt, 'data'));
+        await expect(loadOrCreateCa(paths)).rejects.toMatchObject({ code: 'ENOSPC' });
+        expect(readdirSync(paths.caDir)).toEqual([]);
       } finally {
         execFileSync('umount', [mnt]);
         rmSync(mnt, { recursive: true, force: true });
