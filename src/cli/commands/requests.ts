@@ -22,6 +22,7 @@ import {
   formatBytes,
   formatMs,
   formatTime,
+  oneLine,
   pageFooter,
   printable,
   table,
@@ -93,7 +94,8 @@ function verdictOf(r: RequestRow): string {
 
 function processOf(r: RequestRow): string {
   if (r.pid === null) return '-';
-  const exe = r.exe ? r.exe.slice(r.exe.lastIndexOf('/') + 1) : '?';
+  // A program chooses its own file name: one line, whatever it holds.
+  const exe = r.exe ? oneLine(r.exe.slice(r.exe.lastIndexOf('/') + 1)) : '?';
   return `${r.pid} ${exe}`;
 }
 

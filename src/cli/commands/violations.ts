@@ -7,7 +7,7 @@ import {
   printJson,
   type CommonOptions,
 } from '../common.js';
-import { formatTime, pageFooter, printable, table } from '../format.js';
+import { formatTime, oneLine, pageFooter, printable, table } from '../format.js';
 import { withStore } from '../store.js';
 
 export interface ViolationsOptions extends CommonOptions {
@@ -39,8 +39,8 @@ export function formatViolations(page: Page<ViolationRow>): string {
       v.action,
       v.enforced ? 'yes' : 'no',
       `${v.method ? `${v.method} ` : ''}${v.host}:${v.port}`,
-      v.rule ?? '(default)',
-      v.reason,
+      oneLine(v.rule ?? '(default)'),
+      oneLine(v.reason),
     ]);
   }
   return table(rows) + pageFooter(page.nextCursor);

@@ -89,39 +89,61 @@ export function redactRequest(detail: RequestDetail): RedactedRequest {
  */
 const CREDENTIAL_OPTION = /^(?:-[A-Za-z]{0,8}[uU]|--user|--proxy-user)$/;
 /**
- * The same inside an argument: `--user=u:p`, `-uu:p`, or in a script (`sh -c "curl -u u:p …"`,
- * `-u 'u:pass word'`; a cluster such as `-su` only before a space, so `-Duser.dir=a:b` is not
- * one). The user may be empty (`-u :TOKEN`, as Azure DevOps documents); a quoted
- * value runs to its closing quote, a bare one to white space or shell punctuation.
+ * The same inside an argument: `--user=u:p`, `-uu:p`, or in a script (`sh -c "curl -u u:p …"`;
+ * a cluster such as `-su` only before a space, so `-Duser.dir=a:b` is not one; a line
+ * continuation may come between). The value is one shell word: quoted pieces (`'u:pass word'`,
+ * `alice:"pw"`), backslash escapes and bare characters, up to white space or, in a script, shell
+ * punctuation. Its user may be empty (`-u :TOKEN`, as Azure DevOps documents).
  */
 const CREDENTIAL_IN_TEXT =
-  /(^|[\s'"(])(-[uU]|-[A-Za-z]{0,8}[uU][ \t]+|--(?:proxy-)?user[= \t][ \t]*)(?:'([^':]*):([^']+)'|"([^":]*):([^"]+)"|([^\s:'";|&)`]*):([^\s'";|&)`]+))/g;
+  /(^|[\s'"(])(-[uU]|-[A-Za-z]{0,8}[uU](?:[ \t]|\\\n)+|--(?:proxy-)?user(?:=|(?:[ \t]|\\\n)+))((?:'[^']{0,4096}'|"(?:[^"\\]|\\.){0,4096}"|\\.|[^\s'"\\;|&()`]){1,4096})/g;
+/** The same, in an argument that is one word (no shell will split it): all of it is the value. */
+const CREDENTIAL_WORD = /^(-[uU]|--(?:proxy-)?user=)(.+)$/s;
 
-/** `uid:gid` (docker -u 1000:1000), a marker already there: not a credential. */
-const NOT_A_CREDENTIAL = /^\d+:\d+$|\[REDACTED:/;
+/** `uid:gid` (docker -u 1000:1000): not a credential, for the container runtimes only. */
+const UID_GID = /^\d+:\d+$/;
+const CONTAINER_RUNTIMES = /(?:^|\/)(?:docker|podman|nerdctl)$/;
 
-function maskCredentials(text: string): string {
+/**
+ * A `user:password` word with its password masked: everything after the first colon outside
+ * the user (quotes kept balanced), or null when it holds no colon, nothing after it, or a marker.
+ */
+function maskUserWord(word: string, uidGidAllowed: boolean): string | null {
+  if (word.includes('[REDACTED:') || (uidGidAllowed && UID_GID.test(word))) return null;
+  let quote: string | null = null;
+  for (let i = 0; i < word.length; i++) {
+    const c = word[i]!;
+    if (c === '\\' && quote !== "'") {
+      i++;
+      continue;
+    }
+    if (quote !== null) {
+      if (c === quote) quote = null;
+      else if (c === ':') return cut(i, quote);
+      continue;
+    }
+    if (c === "'" || c === '"') quote = c;
+    else if (c === ':') return cut(i, null);
+  }
+  return null;
+  function cut(at: number, open: string | null): string | null {
+    if (at === word.length - 1 || (open !== null && word.slice(at + 1) === open)) return null;
+    return `${word.slice(0, at)}:${marker('password')}${open ?? ''}`;
+  }
+}
+
+function maskCredentials(text: string, uidGidAllowed: boolean): string {
+  if (!/\s/.test(text)) {
+    const m = CREDENTIAL_WORD.exec(text);
+    if (!m) return text;
+    const shown = maskUserWord(m[2]!, uidGidAllowed);
+    return shown === null ? text : `${m[1]}${shown}`;
+  }
   return text.replace(
     CREDENTIAL_IN_TEXT,
-    (
-      whole: string,
-      lead: string,
-      option: string,
-      sqUser?: string,
-      sqPass?: string,
-      dqUser?: string,
-      dqPass?: string,
-      user?: string,
-      pass?: string,
-    ) => {
-      const [u, p, q] =
-        sqPass !== undefined
-          ? [sqUser!, sqPass, "'"]
-          : dqPass !== undefined
-            ? [dqUser!, dqPass, '"']
-            : [user ?? '', pass ?? '', ''];
-      if (NOT_A_CREDENTIAL.test(`${u}:${p}`)) return whole;
-      return `${lead}${option}${q}${u}:${marker('password')}${q}`;
+    (whole: string, lead: string, option: string, word: string) => {
+      const shown = maskUserWord(word, uidGidAllowed);
+      return shown === null ? whole : `${lead}${option}${shown}`;
     },
   );
 }
@@ -135,6 +157,7 @@ const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
  * (`--password=…`, `Authorization: Bearer …` in a `sh -c` script, PHI patterns).
  */
 export function redactCommand(command: readonly string[]): string[] {
+  const runtime = CONTAINER_RUNTIMES.test(command[0] ?? '');
   return command.map((arg, i) => {
     // `--password SECRET`: the value of an option named like a secret, given as its own argument.
     const previous = command[i - 1] ?? '';
@@ -142,18 +165,11 @@ export function redactCommand(command: readonly string[]): string[] {
     const named = option ? secretKeyKind(option[1] as string, 'text') : null;
     if (named !== null && !arg.startsWith('-')) return marker(named);
     // `-u USER:PASSWORD`: the user stays.
-    const colon = arg.indexOf(':');
-    if (
-      CREDENTIAL_OPTION.test(previous) &&
-      colon >= 0 &&
-      colon < arg.length - 1 &&
-      !arg.startsWith('-') &&
-      !arg.includes('://') &&
-      !NOT_A_CREDENTIAL.test(arg)
-    ) {
-      return `${arg.slice(0, colon)}:${marker('password')}`;
+    if (CREDENTIAL_OPTION.test(previous) && !arg.startsWith('-') && !arg.includes('://')) {
+      const shown = maskUserWord(arg, runtime);
+      if (shown !== null) return shown;
     }
-    const masked = arg.includes(':') ? maskCredentials(arg) : arg;
+    const masked = arg.includes(':') ? maskCredentials(arg, runtime) : arg;
     const urls = masked.includes('://')
       ? masked.replace(URL_IN_ARG, (u) => redactUrl(u).url)
       : masked;

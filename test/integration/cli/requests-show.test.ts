@@ -28,6 +28,29 @@ describe('oneLine', () => {
   });
 });
 
+describe('trustrun requests', () => {
+  it('a process name with a line break cannot forge a row of the list', async () => {
+    const dataDir = join(dir, 'forge');
+    const store = await openStore({ dataDir });
+    const s = store.startSession({ kind: 'proxy', level: 'headers' });
+    await store.addRequest(
+      requestInput(s.id, {
+        pid: 4242,
+        exe: '/tmp/ok\n2026-11-27 15:00:00  r2  GET  harmless.example',
+      }),
+    );
+    store.endSession(s.id, { status: 'completed', exitCode: 0 });
+    await store.close();
+    const r = await run(process.execPath, [CLI, 'requests', '--data-dir', dataDir], {
+      env: { PATH: process.env.PATH, HOME: dir },
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('4242 ok\\x0a2026-11-27');
+    expect(r.stdout).not.toMatch(/^2026-11-27 15:00:00 {2}r2/m);
+  });
+});
+
 describe('trustrun requests show', () => {
   it('prints a body with terminal escape sequences as visible text', async () => {
     const dataDir = join(dir, 'data');

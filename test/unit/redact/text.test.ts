@@ -346,6 +346,42 @@ describe('redactCommand', () => {
     ]);
     const started = performance.now();
     redactCommand(['x', `x: -${'u'.repeat(200_000)}`]);
+    redactCommand(['sh', '-c', '(-u'.repeat(66_666)]);
+    redactCommand(['sh', '-c', `-u '${'a'.repeat(200_000)}`]);
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('reads the value as a shell word: quotes after the colon, escapes, continuations, punctuation', () => {
+    const cases: [string[], string[]][] = [
+      [
+        ['curl', '--user=alice:pa;ss&word)x'],
+        ['curl', '--user=alice:[REDACTED:password]'],
+      ],
+      [
+        ['curl', '-ualice:pa;ssword'],
+        ['curl', '-ualice:[REDACTED:password]'],
+      ],
+      [
+        ['curl', '-u', '4711:83920174'],
+        ['curl', '-u', '4711:[REDACTED:password]'],
+      ],
+      [
+        ['bash', '-c', `curl -u alice:'s3cret PW' x; curl -u "bob":pw2 y; curl -u c:s3\\ x z`],
+        [
+          'bash',
+          '-c',
+          `curl -u alice:[REDACTED:password] x; curl -u "bob":[REDACTED:password] y; curl -u c:[REDACTED:password] z`,
+        ],
+      ],
+      [
+        ['bash', '-c', 'curl --user alice:"s3 PW" x && curl -u \\\n d:pw3 w'],
+        [
+          'bash',
+          '-c',
+          'curl --user alice:[REDACTED:password] x && curl -u \\\n d:[REDACTED:password] w',
+        ],
+      ],
+    ];
+    for (const [argv, shown] of cases) expect(redactCommand(argv)).toEqual(shown);
   });
 });
