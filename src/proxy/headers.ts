@@ -55,12 +55,15 @@ export function forwardRequestHeaders(raw: string[]): string[] {
 export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
   pairs: [string, string][];
   flat: string[];
+  /** The Transfer-Encoding values (not forwarded), joined and lower-cased; null: none. */
+  transferEncoding: string | null;
 } {
   const n = raw.length >> 1;
   const names: string[] = new Array<string>(n);
   const values: string[] = new Array<string>(n);
   let extra: Set<string> | null = null;
   let repeated = false;
+  let te: string | null = null;
   for (let i = 0; i < n; i++) {
     const name = raw[2 * i]!.toString('latin1').toLowerCase();
     const value = raw[2 * i + 1]!.toString('latin1');
@@ -69,6 +72,9 @@ export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
     if (name === 'connection') {
       extra ??= new Set();
       for (const t of value.split(',')) extra.add(t.trim().toLowerCase());
+    } else if (name === 'transfer-encoding') {
+      const v = value.trim().toLowerCase();
+      te = te === null ? v : `${te}, ${v}`;
     }
     if (!repeated) {
       for (let j = 0; j < i; j++) {
@@ -81,6 +87,7 @@ export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
   }
   const p: [string, string][] = [];
   const flat: string[] = [];
+  const transferEncoding = te === null ? null : te.replace(/\s*,\s*/g, ', ');
   const keep = (name: string) => !HOP_BY_HOP.has(name) && !extra?.has(name);
   if (!repeated) {
     for (let i = 0; i < n; i++) {
@@ -89,7 +96,7 @@ export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
       p.push([name, values[i]!]);
       flat.push(name, values[i]!);
     }
-    return { pairs: p, flat };
+    return { pairs: p, flat, transferEncoding };
   }
   const grouped = new Map<string, string[]>();
   for (let i = 0; i < n; i++) {
@@ -104,7 +111,7 @@ export function forwardRawResponseHeaders(raw: (Buffer | string)[]): {
       flat.push(name, v);
     }
   }
-  return { pairs: p, flat };
+  return { pairs: p, flat, transferEncoding };
 }
 
 /** Parses `host[:port]` (IPv6 in brackets) as found in a Host header or a CONNECT target. */

@@ -4,19 +4,6 @@ import type { Agent, Dispatcher } from 'undici';
 import { contentLength, forwardRawResponseHeaders } from './headers.js';
 import type { Capture, CapturedBody } from './tap.js';
 
-/** The response's Transfer-Encoding values, joined and lower-cased; null when it has none. */
-function transferEncoding(raw: Buffer[]): string | null {
-  let out: string | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 17 || name.toString('latin1').toLowerCase() !== 'transfer-encoding')
-      continue;
-    const value = raw[i + 1]!.toString('latin1').trim().toLowerCase();
-    out = out === null ? value : `${out}, ${value}`;
-  }
-  return out === null ? null : out.replace(/\s*,\s*/g, ', ');
-}
-
 /**
  * One request forwarded upstream with undici's dispatch API, the response written straight to
  * the client as it arrives: no intermediate body stream, promise per chunk or abort signal per
@@ -103,7 +90,8 @@ export class Relay implements Dispatcher.DispatchHandler {
     // Only `chunked` frames a body both sides read alike: with another coding last (`chunked,
     // identity`, `bogus`) the body runs to the connection's close, and relayed re-chunked it
     // would be the upstream's framing bytes (RFC 9112, 6.3).
-    const te = transferEncoding(rawHeaders);
+    const fwd = forwardRawResponseHeaders(rawHeaders);
+    const te = fwd.transferEncoding;
     if (te !== null && te !== 'chunked') {
       const err = Object.assign(
         new Error(
@@ -118,7 +106,6 @@ export class Relay implements Dispatcher.DispatchHandler {
     this.resumeUpstream = resume;
     this.ttfbMs = Date.now() - this.startedAt;
     this.status = statusCode;
-    const fwd = forwardRawResponseHeaders(rawHeaders);
     this.responseHeaders = fwd.pairs;
     if (this.capture) {
       for (const [name, value] of fwd.pairs) {
