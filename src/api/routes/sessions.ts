@@ -1,17 +1,16 @@
-import { redactCommand, type SessionRow } from '../../store/index.js';
+import type { SessionRow } from '../../store/index.js';
 import type { ApiDeps } from '../deps.js';
 import { notFound } from '../errors.js';
 import { filteredPage } from '../paging.js';
 import type { Router } from '../router.js';
 import { idParam, pageOf, sessionDetailSchema, sessionSchema, sessionsQuery } from '../schemas.js';
 
-/** A session as the API shows it: whether it may hold PHI, and its command line redacted. */
+/**
+ * A session as the API shows it: whether it may hold PHI. Its command line is stored redacted
+ * (the store does it), so a search cannot probe a masked secret either.
+ */
 export function withPhi<T extends SessionRow>(s: T): T & { phi: boolean } {
-  return {
-    ...s,
-    command: s.command === null ? null : redactCommand(s.command),
-    phi: s.level !== 'metadata',
-  };
+  return { ...s, phi: s.level !== 'metadata' };
 }
 
 export function sessionRoutes(r: Router, { store }: ApiDeps): void {
@@ -32,8 +31,7 @@ export function sessionRoutes(r: Router, { store }: ApiDeps): void {
               (status === undefined || s.status === status) &&
               (kind === undefined || s.kind === kind) &&
               (needle === '' ||
-                // The command as shown: a search cannot probe a redacted secret.
-                [s.id, s.policy ?? '', ...redactCommand(s.command ?? [])].some((t) =>
+                [s.id, s.policy ?? '', ...(s.command ?? [])].some((t) =>
                   t.toLowerCase().includes(needle),
                 ));
       const res = filteredPage((p) => store.listSessions(p), page, keep);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { dataPaths } from '../../core/index.js';
-import { openStore, redactCommand, type ScanRow, type SessionRow } from '../../store/index.js';
+import { openStore, type ScanRow, type SessionRow } from '../../store/index.js';
 import { addDataDirOption, dataDirFrom, intOption, type CommonOptions } from '../common.js';
 import { clip, formatTime, oneLine, printable, table } from '../format.js';
 
@@ -46,12 +46,8 @@ export async function historyCommand(
   io: HistoryIo = processIo(),
 ): Promise<void> {
   const read = await readHistory(opts);
-  const { dataDir, scans } = read;
-  // Command lines are shown redacted, like every URL the log holds.
-  const sessions = read.sessions.map((s) => ({
-    ...s,
-    command: s.command === null ? null : redactCommand(s.command),
-  }));
+  // Command lines are stored redacted (the store does it), like every URL the log holds.
+  const { dataDir, scans, sessions } = read;
   if (opts.json) {
     io.out(JSON.stringify(opts.scans ? scans : sessions, null, 2) + '\n');
     return;

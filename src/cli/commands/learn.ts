@@ -12,7 +12,6 @@ import {
 } from '../../policy/index.js';
 import {
   openStore,
-  redactCommand,
   redactUrl,
   type RequestRow,
   type SessionRow,
@@ -261,7 +260,7 @@ export async function learnRunCommand(
     warn: (m) => io.err(`${m}\n`),
     onSessionStarted: (s) =>
       io.err(
-        `trustrun: learning from ${redactCommand(argv).join(' ')} through ${s.url} (session ${s.sessionId})\n`,
+        `trustrun: learning from ${(s.command ?? []).join(' ')} through ${s.url} (session ${s.sessionId})\n`,
       ),
   });
   // The command's own status: trustrun's (result.exitCode) is also non-zero for a violation.

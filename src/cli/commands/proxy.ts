@@ -41,6 +41,8 @@ export interface ProxySession {
   proxy: InterceptingProxy;
   store: Store;
   sessionId: string;
+  /** The command line as the session row holds it: redacted by the store (null: none). */
+  command: string[] | null;
   level: CaptureLevel;
   policy: CompiledPolicy | null;
   url: string;
@@ -208,6 +210,7 @@ export async function startProxySession(
     proxy,
     store,
     sessionId,
+    command: session.command,
     level,
     get policy() {
       return current;

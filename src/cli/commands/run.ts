@@ -24,7 +24,7 @@ import {
 } from '../../core/index.js';
 import { killTree, startMonitor, type Monitor, type MonitorEvent } from '../../monitor/index.js';
 import type { ProxyDeps } from '../../proxy/index.js';
-import { redactCommand, type Store } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
 import {
   addProxyOptions,
   isLoopback,
@@ -388,7 +388,7 @@ export async function runChild(
     const exitCode = childStatus === null ? 1 : violated && childStatus === 0 ? 1 : childStatus;
     const summary: RunSummary = {
       session: session.sessionId,
-      command: redactCommand(argv),
+      command: session.command ?? [],
       policy: session.policy?.shownName ?? null,
       policyFile: opts.policy ?? null,
       level: session.level,
@@ -549,7 +549,7 @@ export function register(program: Command): void {
         onSessionStarted: (s) => {
           const warning = phiWarning(s.level);
           process.stderr.write(
-            `trustrun: running ${redactCommand(command).join(' ')} through ${s.url} (level ${s.level}, ` +
+            `trustrun: running ${(s.command ?? []).join(' ')} through ${s.url} (level ${s.level}, ` +
               `${s.policy ? `policy ${s.policy.shownName}` : 'no policy'}, session ${s.sessionId})\n`,
           );
           if (warning) process.stderr.write(`${warning}\n`);
