@@ -31,7 +31,9 @@ export class Relay implements Dispatcher.DispatchHandler {
   /** Called once the response head was handed to the client. */
   onHead: (() => void) | null = null;
   /** A 204 or 304, ended at its head: what undici reports about it afterwards is not ours. */
-  private endedAtHead = false;
+  private get endedAtHead(): boolean {
+    return this.status === 204 || this.status === 304;
+  }
 
   constructor(
     private readonly res: ServerResponse,
@@ -116,10 +118,9 @@ export class Relay implements Dispatcher.DispatchHandler {
       }
     }
     this.head = fwd.flat;
-    if (statusCode === 204 || statusCode === 304) {
+    if (this.endedAtHead) {
       // No body, whatever the head says: ended now. RFC 9110 allows a 304 to carry the
       // Content-Length of the full response, which undici then takes for a short body.
-      this.endedAtHead = true;
       if (this.writeHead()) this.res.end(this.onFinish);
     }
     return true;
