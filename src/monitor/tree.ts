@@ -57,7 +57,9 @@ export class ProcTreeTracker implements TreeTracker {
   private marked(pid: number): boolean {
     try {
       const env = readFileSync(`${this.root}/${pid}/environ`);
-      return Buffer.concat([Buffer.from([0]), env]).includes(this.marker!);
+      // The first entry has no NUL before it; the others are found with theirs.
+      const first = this.marker!.subarray(1);
+      return env.subarray(0, first.length).equals(first) || env.includes(this.marker!);
     } catch {
       return false;
     }
