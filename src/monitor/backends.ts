@@ -71,6 +71,8 @@ export class ProcfsBackend implements SocketBackend {
     readonly exes: ExeCache,
     private readonly root = '/proc',
     private readonly refreshEvery = 10,
+    /** Where the socket tables are: the namespace of trustrun (`ROOT/net`) or of one process. */
+    private readonly tables = `${root}/net`,
   ) {}
 
   private readOwners(pids: number[]): Map<number, number> {
@@ -83,7 +85,7 @@ export class ProcfsBackend implements SocketBackend {
   private read(file: 'tcp' | 'tcp6' | 'udp' | 'udp6', want: ReadonlySet<number>): SocketEntry[] {
     this.tableReads++;
     return parseProcNetFor(
-      readOr(`${this.root}/net/${file}`),
+      readOr(`${this.tables}/${file}`),
       file.startsWith('tcp') ? 'tcp' : 'udp',
       want,
     );
@@ -167,7 +169,7 @@ export class ProcfsBackend implements SocketBackend {
   ): { pid: number; exe: string | null } | null {
     const suffix = ':' + port.toString(16).toUpperCase().padStart(4, '0');
     const inodes: number[] = [];
-    for (const text of readTcpTexts(this.root)) {
+    for (const text of readTcpTexts(this.tables)) {
       if (!text.includes(suffix + ' ')) continue;
       for (const line of text.split('\n')) {
         const f = line.trim().split(/\s+/);
@@ -262,6 +264,7 @@ export function chooseBackend(
   choice: 'auto' | BackendName,
   exes: ExeCache,
   root = '/proc',
+  tables?: string,
 ): ProcfsBackend | SsBackend | LsofBackend {
   const proc = procfsUsable(root);
   const avail: Record<BackendName, boolean> = {
@@ -280,7 +283,7 @@ export function chooseBackend(
       { hint: 'Linux has /proc; on macOS lsof is part of the base system.' },
     );
   }
-  if (pick === 'procfs') return new ProcfsBackend(exes, root);
+  if (pick === 'procfs') return new ProcfsBackend(exes, root, undefined, tables);
   if (pick === 'ss') return new SsBackend(exes);
   return new LsofBackend(proc ? exes : null);
 }

@@ -57,9 +57,10 @@ export function startMonitor(opts: MonitorOptions, log: Logger = createLogger())
   const root = opts.procRoot ?? '/proc';
   const exes = new ExeCache(root);
   const backend: SocketBackend = chooseBackend(
-    opts.procRoot ? 'procfs' : (opts.backend ?? 'auto'),
+    opts.procRoot || opts.netPid ? 'procfs' : (opts.backend ?? 'auto'),
     exes,
     root,
+    opts.netPid ? `${root}/${opts.netPid}/net` : undefined,
   );
   const tracker: TreeTracker = procfsUsable(root)
     ? new ProcTreeTracker(opts.rootPid, root, opts.treeMarker)

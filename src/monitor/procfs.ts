@@ -279,7 +279,10 @@ export function parseProcNetFor(
   return out;
 }
 
-/** The kernel's TCP socket tables (IPv4, IPv6), one string each (missing files read as ''). */
-export function readTcpTexts(root = '/proc'): string[] {
-  return [readOr(`${root}/net/tcp`), readOr(`${root}/net/tcp6`)];
+/**
+ * The kernel's TCP socket tables (IPv4, IPv6) in directory `tables` (/proc/net, or
+ * /proc/PID/net for another network namespace), one string each (missing files read as '').
+ */
+export function readTcpTexts(tables = '/proc/net'): string[] {
+  return [readOr(`${tables}/tcp`), readOr(`${tables}/tcp6`)];
 }

@@ -109,6 +109,11 @@ export interface MonitorOptions {
    * a kill verdict then signals nothing (the pids are not real).
    */
   procRoot?: string;
+  /**
+   * A process in the network namespace the watched tree uses, when that is not trustrun's own
+   * (`run --isolate`): the socket tables are read from /proc/PID/net. Forces the procfs backend.
+   */
+  netPid?: number;
   /** Replaces node:dns (tests): reverse and forward lookups. */
   dns?: DnsFunctions;
 }

@@ -1,5 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect as netConnect, isIP, type AddressInfo, type Socket } from 'node:net';
+import {
+  connect as netConnect,
+  isIP,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { TLSSocket, type SecureContext } from 'node:tls';
@@ -42,6 +48,8 @@ export class InterceptingProxy {
   private readonly resolver: Resolver;
   private readonly tunnels = new WeakMap<Duplex, Tunnel>();
   private readonly sockets = new Set<Duplex>();
+  /** Listening sockets opened elsewhere whose connections this proxy accepts (see adopt()). */
+  private readonly adopted = new Set<NetServer>();
   /**
    * Tunnels whose connection record is still open, with the client's TCP socket. `close` ends
    * them itself: a destroyed socket's `close` event comes only after the listener's, i.e. after
@@ -57,6 +65,24 @@ export class InterceptingProxy {
    * A client connection idle for the idle limit: closed, as Node does when nothing handles its
    * 'timeout', unless its request is with the upstream (the upstream's own timeout applies).
    */
+  private dropped = 0;
+  private droppedSaidAt = 0;
+  /**
+   * Past the connection cap Node closes new connections without a word: the log says so (once
+   * a minute at most, with how many since the last line).
+   */
+  private readonly onDrop = (): void => {
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.droppedSaidAt < 60_000) return;
+    this.droppedSaidAt = now;
+    this.deps.logger.warn(
+      { limit: this.options.limits.maxConnections, dropped: this.dropped },
+      'connection limit reached: new client connections are closed unanswered',
+    );
+    this.dropped = 0;
+  };
+
   private readonly onIdle = (socket: Duplex): void => {
     if (!this.awaitingHead.has(socket)) socket.destroy();
   };
@@ -106,21 +132,7 @@ export class InterceptingProxy {
     };
     this.outer = createServer(httpOptions);
     this.outer.maxConnections = options.limits.maxConnections;
-    // Past the cap Node closes new connections without a word: the log says so (once a minute
-    // at most, with how many since the last line).
-    let dropped = 0;
-    let saidAt = 0;
-    this.outer.on('drop', () => {
-      dropped++;
-      const now = Date.now();
-      if (now - saidAt < 60_000) return;
-      saidAt = now;
-      this.deps.logger.warn(
-        { limit: options.limits.maxConnections, dropped },
-        'connection limit reached: new client connections are closed unanswered',
-      );
-      dropped = 0;
-    });
+    this.outer.on('drop', this.onDrop);
     this.outer.timeout = options.limits.idleTimeoutMs;
     this.outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onConnect(req, socket, head).catch((err: unknown) => this.internalError(socket, err));
@@ -205,6 +217,18 @@ export class InterceptingProxy {
     });
   }
 
+  /**
+   * Accepts the connections of a socket that listens elsewhere as its own, under the same cap
+   * (`run --isolate`: the command's network namespace has only that socket, opened there and
+   * handed over). Closed with the proxy.
+   */
+  adopt(listener: NetServer): void {
+    listener.maxConnections = this.options.limits.maxConnections;
+    listener.on('drop', this.onDrop);
+    listener.on('connection', (socket: Socket) => this.outer.emit('connection', socket));
+    this.adopted.add(listener);
+  }
+
   get address(): AddressInfo {
     return this.outer.address() as AddressInfo;
   }
@@ -224,6 +248,7 @@ export class InterceptingProxy {
   }
 
   async close(): Promise<void> {
+    for (const listener of this.adopted) listener.close();
     await new Promise<void>((resolve) => {
       this.outer.close(() => resolve());
       for (const s of this.sockets) s.destroy();

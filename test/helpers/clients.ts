@@ -18,6 +18,18 @@ const CLIENTS = {
   git: { probe: ['git', ['--version']], install: 'apt-get install git' },
   wget: { probe: ['wget', ['--version']], install: 'apt-get install wget' },
   chromium: { probe: ['chromium', ['--version']], install: 'apt-get install chromium' },
+  // `run --isolate`: network namespaces (user namespaces too when not root) and ip(8).
+  isolation: {
+    probe: [
+      'sh',
+      [
+        '-c',
+        '(unshare --user --map-root-user --net true || unshare --net true) 2>/dev/null && { command -v ip || test -x /usr/sbin/ip || test -x /sbin/ip; }',
+      ],
+    ],
+    install:
+      'apt-get install util-linux iproute2 (and, as a user other than root, allow user namespaces: sysctl kernel.unprivileged_userns_clone=1)',
+  },
   certutil: {
     probe: ['sh', ['-c', 'command -v certutil']],
     install: 'apt-get install libnss3-tools',

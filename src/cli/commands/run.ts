@@ -12,6 +12,7 @@ import {
   type LookupOptions,
 } from '../common.js';
 import { formatBytes } from '../format.js';
+import { isolationTools, startIsolated } from '../isolate.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { everyRow } from '../store.js';
 import { runEnvironment } from '../../ca/index.js';
@@ -41,6 +42,8 @@ export interface RunCommandOptions extends ProxyCommandOptions, LookupOptions {
   jsonFile?: string;
   /** Socket monitor poll interval in milliseconds (default 100). */
   interval?: number;
+  /** Run the command in a network namespace that can reach only the proxy (Linux). */
+  isolate?: boolean;
 }
 
 /** One destination of the session, as the summary lists it. */
@@ -74,6 +77,8 @@ export interface RunSummary {
   policyFile: string | null;
   level: string;
   proxy: string;
+  /** The command ran in a network namespace that could reach only the proxy (--isolate). */
+  isolated: boolean;
   dataDir: string;
   status: 'completed' | 'failed' | 'interrupted';
   /** What trustrun exits with. */
@@ -251,6 +256,13 @@ export async function runChild(
   }
   const baseEnv = process.env;
   const file = await findCommand(argv[0], baseEnv);
+  const tools = opts.isolate ? isolationTools(baseEnv) : null;
+  if (tools && opts.host !== undefined && opts.host !== '127.0.0.1') {
+    throw new TrustRunError(
+      'TR_USAGE',
+      `--isolate cannot be combined with --host ${opts.host}: the command's namespace reaches the proxy on 127.0.0.1 only`,
+    );
+  }
   const warn = hooks.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
   const startedAt = Date.now();
   let child: ChildProcess | null = null;
@@ -328,24 +340,40 @@ export async function runChild(
       warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
       throw new RunInterrupted(early);
     }
-    const spawned = spawn(file, argv.slice(1), { argv0: argv[0], env, stdio: 'inherit' });
+    // Isolated: the namespace's first process opens the proxy's port there and hands it over;
+    // the command starts once the proxy accepts on it and the monitor watches the tree.
+    const isolated = tools
+      ? await startIsolated(tools, session.proxy.address.port, file, argv, env)
+      : null;
+    if (isolated) session.proxy.adopt(isolated.listener);
+    const spawned =
+      isolated?.child ?? spawn(file, argv.slice(1), { argv0: argv[0], env, stdio: 'inherit' });
     child = spawned;
     const exited = new Promise<{
       code: number | null;
       signal: NodeJS.Signals | null;
       error?: Error;
     }>((done) => {
+      let inner: Error | null = null;
+      // The namespace's first process could not start the command (it then exits).
+      spawned.on('message', (m: { type?: string; message?: string; code?: string }) => {
+        if (m?.type === 'spawn-error')
+          inner = Object.assign(new Error(m.message), { code: m.code });
+      });
       spawned.once('error', (error) => done({ code: null, signal: null, error }));
-      spawned.once('exit', (code, sig) => done({ code, signal: sig }));
+      spawned.once('exit', (code, sig) =>
+        done(inner ? { code: null, signal: null, error: inner } : { code, signal: sig }),
+      );
     });
     if (spawned.pid !== undefined) {
       try {
-        monitor = watchChild(spawned.pid, session, opts, warn);
+        monitor = watchChild(spawned.pid, session, opts, warn, isolated !== null);
       } catch (err) {
         // A child that is already gone (it exited at once) has nothing left to watch.
         if (!isTrustRunError(err, 'TR_PROCESS')) throw err;
       }
     }
+    isolated?.start();
     const end = await exited;
     if (end.error) {
       status = 'failed';
@@ -393,6 +421,7 @@ export async function runChild(
       policyFile: opts.policy ?? null,
       level: session.level,
       proxy: session.url,
+      isolated: tools !== null,
       dataDir: session.dataDir,
       status,
       exitCode,
@@ -420,11 +449,14 @@ function watchChild(
   session: ProxySession,
   opts: Pick<RunCommandOptions, 'interval'> & LookupOptions,
   warn: (m: string) => void,
+  isolated: boolean,
 ): Monitor {
   const rec = monitorRecorder(session.store, session.sessionId, warn);
   const proxyPort = session.proxy.address.port;
   return startMonitor({
     rootPid: pid,
+    // Isolated, the tree's sockets are in its own namespace's tables (its root is in it).
+    netPid: isolated ? pid : undefined,
     treeMarker: `TRUSTRUN_SESSION=${session.sessionId}`,
     intervalMs: opts.interval ?? 100,
     ...lookupSettings(opts),
@@ -482,7 +514,7 @@ export function formatSummary(s: RunSummary): string {
     `TrustRun session ${s.session}: ${s.command.join(' ')} ${childText}; trustrun exits ${s.exitCode}`,
   );
   lines.push(
-    `  policy: ${s.policy ?? (s.policyFile ? s.policyFile : 'none (audit only)')}   level: ${s.level}   data: ${s.dataDir}`,
+    `  policy: ${s.policy ?? (s.policyFile ? s.policyFile : 'none (audit only)')}   level: ${s.level}   data: ${s.dataDir}${s.isolated ? '   network: isolated' : ''}`,
   );
   if (s.destinations.length === 0) lines.push('  destinations: none');
   else {
@@ -534,6 +566,10 @@ export function register(program: Command): void {
     .option(
       '--no-tui',
       "accepted for the earlier tool's scripts: trustrun has no interactive screen and always prints plain lines",
+    )
+    .option(
+      '--isolate',
+      'run the command in a network namespace that can reach only the proxy (Linux): connections that bypass it fail instead of being seen',
     )
     .option(
       '--interval <ms>',

@@ -258,10 +258,10 @@ describe('exit codes', () => {
 });
 
 /** Starts `trustrun run` and resolves once the child printed "ready". */
-function startRun(argv: string[]) {
+function startRun(argv: string[], flags: string[] = []) {
   const child = spawn(
     process.execPath,
-    [CLI, 'run', '--data-dir', w.dataDir, '--json', '--', ...argv],
+    [CLI, 'run', '--data-dir', w.dataDir, '--json', ...flags, '--', ...argv],
     { env: w.env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
@@ -297,6 +297,32 @@ describe('signals', () => {
       expect(store.getSession(s.session)).toMatchObject({ status: 'interrupted', exitCode: 42 }),
     );
   });
+
+  it.skipIf(!requireClient('isolation'))(
+    'with --isolate, SIGINT to trustrun reaches the command once, through the namespace',
+    async () => {
+      const { child, ready, exit } = startRun(
+        [
+          'sh',
+          '-c',
+          "n=0; trap 'n=$((n+1)); echo got-INT-$n' INT; echo ready; i=0; " +
+            'while [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done; exit 42',
+        ],
+        ['--isolate'],
+      );
+      await ready;
+      child.kill('SIGINT'); // trustrun only
+      const r = await exit;
+      expect(r.code, r.stderr).toBe(42);
+      expect(r.stdout).toContain('got-INT-1');
+      expect(r.stdout).not.toContain('got-INT-2');
+      expect(JSON.parse(lastLine(r.stdout))).toMatchObject({
+        status: 'interrupted',
+        isolated: true,
+        exitCode: 42,
+      });
+    },
+  );
 
   it('SIGTERM to trustrun is forwarded: the child dies of it, trustrun exits 143', async () => {
     const { child, ready, exit } = startRun(['sh', '-c', 'echo ready; exec sleep 30']);
@@ -355,6 +381,7 @@ describe('stdio, summary and environment', () => {
         'destinations',
         'durationMs',
         'exitCode',
+        'isolated',
         'level',
         'policy',
         'policyFile',

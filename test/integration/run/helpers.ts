@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { openStore, type Store } from '../../../src/store/index.js';
 import type { RunSummary } from '../../../src/cli/commands/run.js';
 import { makeLeaf, makeTestCa, type TestCa } from '../../helpers/pki.js';
@@ -90,4 +91,34 @@ export async function withStore<T>(w: World, fn: (s: Store) => T): Promise<T> {
   } finally {
     await store.close();
   }
+}
+
+/** A plain TCP service on this machine's loopback, which a program reaches without the proxy. */
+export interface LocalService {
+  port: number;
+  /** Connections accepted so far. */
+  accepted(): number;
+  close(): Promise<void>;
+}
+
+/** Starts a LocalService; with `greeting`, each connection gets it and is ended. */
+export async function startLocalService(greeting?: string): Promise<LocalService> {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    if (greeting !== undefined) s.end(greeting);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted: () => accepted,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

@@ -3,36 +3,35 @@
  * them, and connections that bypass the proxy caught, recorded, evaluated and (for kill) ended.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireClient } from '../../helpers/clients.js';
-import { makeWorld, readSummary, trustrunRun, withStore, type World } from './helpers.js';
+import {
+  makeWorld,
+  readSummary,
+  startLocalService,
+  trustrunRun,
+  withStore,
+  type LocalService,
+  type World,
+} from './helpers.js';
 
 const API = 'api.example.test';
 let w: World;
-let server: Server;
+let service: LocalService;
 let port: number;
-const sockets = new Set<Socket>();
 
 beforeAll(async () => {
   if (!existsSync(resolve('dist/cli/main.js'))) {
     throw new Error('dist/ is missing: run `npm run build` first');
   }
   w = await makeWorld([API]);
-  // A plain TCP service on loopback that the child reaches without the proxy.
-  server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as { port: number }).port;
+  service = await startLocalService();
+  port = service.port;
 });
 
 afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => server?.close(r));
+  await service?.close();
   await w?.close();
 });
 
