@@ -247,27 +247,38 @@ CREATE UNIQUE INDEX body_parts_request ON body_parts(request_id, field, seq);
     // identifier (`curl 'https://h/x?access_token=…'`, `-u user:password`): it is stored as every
     // read path shows it, and the rows written before are redacted in place.
     sql: '',
-    data: (db) => {
-      const rows = db
-        .prepare('SELECT id, command FROM sessions WHERE command IS NOT NULL')
-        .all() as { id: string; command: string }[];
-      const update = db.prepare('UPDATE sessions SET command = ? WHERE id = ?');
-      for (const row of rows) {
-        let command: unknown;
-        try {
-          command = JSON.parse(row.command);
-        } catch {
-          command = null;
-        }
-        const shown =
-          Array.isArray(command) && command.every((a) => typeof a === 'string')
-            ? JSON.stringify(redactCommand(command as string[]))
-            : null;
-        if (shown !== row.command) update.run(shown, row.id);
-      }
-    },
+    data: redactStoredCommands,
+  },
+  {
+    version: 5,
+    name: "the MySQL family's -pPASSWORD redacted in command lines",
+    // `mysql -uroot -pSECRET` was stored as given until then: the rows are redacted again.
+    sql: '',
+    data: redactStoredCommands,
   },
 ];
+
+/** Every session's command line redacted in place, as the store writes it now. */
+function redactStoredCommands(db: Database): void {
+  const rows = db.prepare('SELECT id, command FROM sessions WHERE command IS NOT NULL').all() as {
+    id: string;
+    command: string;
+  }[];
+  const update = db.prepare('UPDATE sessions SET command = ? WHERE id = ?');
+  for (const row of rows) {
+    let command: unknown;
+    try {
+      command = JSON.parse(row.command);
+    } catch {
+      command = null;
+    }
+    const shown =
+      Array.isArray(command) && command.every((a) => typeof a === 'string')
+        ? JSON.stringify(redactCommand(command as string[]))
+        : null;
+    if (shown !== row.command) update.run(shown, row.id);
+  }
+}
 
 /** Applies the migrations not yet recorded; returns the versions applied now. */
 export function migrate(db: Database, migrations: readonly Migration[] = MIGRATIONS): number[] {

@@ -148,6 +148,16 @@ function maskCredentials(text: string, uidGidAllowed: boolean): string {
   );
 }
 
+/**
+ * The MySQL family's clients take a password glued to `-p` (`mysql -uroot -pSECRET`); `-p`
+ * alone asks for it. Masked in their own arguments, and in a script that runs one of them
+ * (there a `-pVALUE` of another command may be masked too: the safe side).
+ */
+const MYSQL_CLIENTS = /(?:^|\/)(?:mysql|mariadb)[a-z_-]*$/;
+const MYSQL_IN_TEXT = /(?:^|[\s'"(;&|/])(?:mysql|mariadb)[a-z_-]*(?=[\s'";&|)]|$)/;
+const MYSQL_PASSWORD_IN_TEXT =
+  /(^|[\s'"(])-p(?:'[^']{0,4096}'|"(?:[^"\\]|\\.){0,4096}"|[^\s'"\\;|&()`]){1,4096}/g;
+
 /** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
 const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
 
@@ -158,7 +168,15 @@ const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
  */
 export function redactCommand(command: readonly string[]): string[] {
   const runtime = CONTAINER_RUNTIMES.test(command[0] ?? '');
+  const mysql = MYSQL_CLIENTS.test(command[0] ?? '');
   return command.map((arg, i) => {
+    if (mysql && /^-p./s.test(arg)) return `-p${marker('password')}`;
+    if (/\s/.test(arg) && MYSQL_IN_TEXT.test(arg)) {
+      arg = arg.replace(
+        MYSQL_PASSWORD_IN_TEXT,
+        (_w, lead: string) => `${lead}-p${marker('password')}`,
+      );
+    }
     // `--password SECRET`: the value of an option named like a secret, given as its own argument.
     const previous = command[i - 1] ?? '';
     const option = /^--?([A-Za-z][\w.-]*)$/.exec(previous);

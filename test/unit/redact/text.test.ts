@@ -307,6 +307,45 @@ describe('redactCommand', () => {
     ]);
   });
 
+  it("masks the MySQL family's -pPASSWORD, in their arguments and in a script that runs one", () => {
+    const P = '-p[REDACTED:password]';
+    expect(redactCommand(['mysql', '-uroot', '-pS3cr3t!', 'clinic'])).toEqual([
+      'mysql',
+      '-uroot',
+      P,
+      'clinic',
+    ]);
+    expect(redactCommand(['/usr/bin/mariadb-dump', '-pabc', 'db'])).toEqual([
+      '/usr/bin/mariadb-dump',
+      P,
+      'db',
+    ]);
+    // `-p` alone asks for the password: nothing to mask.
+    expect(redactCommand(['mysql', '-p', '-h', 'db.local'])).toEqual([
+      'mysql',
+      '-p',
+      '-h',
+      'db.local',
+    ]);
+    expect(
+      redactCommand([
+        'sh',
+        '-c',
+        "mkdir -p out; mysqldump -uroot -pS3cr3t clinic | gzip > out/x.gz; mysql -p'pass word' -e 'select 1'",
+      ])[2],
+    ).toBe(
+      `mkdir -p out; mysqldump -uroot ${P} clinic | gzip > out/x.gz; mysql ${P} -e 'select 1'`,
+    );
+    // Other programs' -p is theirs (a port, a flag).
+    expect(redactCommand(['ssh', '-p2222', 'host'])).toEqual(['ssh', '-p2222', 'host']);
+    expect(redactCommand(['sh', '-c', 'ssh -p2222 host'])[2]).toBe('ssh -p2222 host');
+    // Linear on a long run of -p.
+    const long = `mysql ${'-p'.repeat(50_000)}`;
+    const t0 = performance.now();
+    redactCommand(['sh', '-c', long]);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
   it('leaves -u alone when it is not a user:password (python -u, git push -u, sort -u, uid:gid)', () => {
     for (const argv of [
       ['python3', '-u', 'train.py'],

@@ -121,6 +121,37 @@ describe('schema and migrations', () => {
     }
   });
 
+  it("redacts the MySQL family's -pPASSWORD of the rows of a version 4 database", async () => {
+    const dataDir = temp.make();
+    await (await openAt(dataDir)).close();
+    // Version 4 stored `mysql -pSECRET` as given.
+    const db = raw(dataDir);
+    db.prepare('DELETE FROM schema_migrations WHERE version = 5').run();
+    db.prepare(
+      `INSERT INTO sessions (id, kind, command, level, started_at, status)
+       VALUES ('0mold000000000000001', 'run', ?, 'headers', 1, 'completed')`,
+    ).run(JSON.stringify(['mysql', '-uroot', '-pCMDMARK5pw', 'clinic']));
+    db.close();
+    open.splice(open.indexOf(db), 1);
+    const again = await openAt(dataDir);
+    expect(again.getSession('0mold000000000000001')!.command).toEqual([
+      'mysql',
+      '-uroot',
+      '-p[REDACTED:password]',
+      'clinic',
+    ]);
+    await again.close();
+    for (const file of ['trustrun.db', 'trustrun.db-wal']) {
+      let bytes = Buffer.alloc(0);
+      try {
+        bytes = readFileSync(join(dataDir, file));
+      } catch {
+        // not there
+      }
+      expect(bytes.includes('CMDMARK')).toBe(false);
+    }
+  });
+
   it('refuses a database written by a newer version', async () => {
     const dataDir = temp.make();
     await (await openAt(dataDir)).close();
