@@ -3,7 +3,7 @@
  * reachable address is the proxy's port on 127.0.0.1. See isolated.ts for the process that
  * sets the namespace up, and docs/run.md for what a user sees.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:net';
 import { delimiter, join } from 'node:path';
@@ -14,9 +14,26 @@ import { TrustRunError } from '../core/index.js';
 export interface IsolationTools {
   unshare: string;
   ip: string;
+  /** Drops the capabilities that could leave the namespace (trustrun run as root). */
+  setpriv: string;
 }
 
 const SYSTEM_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/**
+ * What a root command must not keep, so that it cannot leave its namespace: setns(2) back to
+ * trustrun's (CAP_SYS_ADMIN), moving interfaces to it (CAP_NET_ADMIN), driving a process
+ * outside (CAP_SYS_PTRACE), or the kernel itself (modules, raw memory, BPF, perf).
+ */
+export const ESCAPE_CAPS = [
+  'sys_admin',
+  'net_admin',
+  'sys_ptrace',
+  'sys_module',
+  'sys_rawio',
+  'bpf',
+  'perfmon',
+];
 
 function findProgram(name: string, env: NodeJS.ProcessEnv, system: string[]): string | null {
   const dirs = [...(env.PATH ?? '').split(delimiter).filter((d) => d !== ''), ...system];
@@ -32,9 +49,23 @@ function findProgram(name: string, env: NodeJS.ProcessEnv, system: string[]): st
   return null;
 }
 
+const isRoot = (): boolean => process.getuid?.() === 0;
+
+/** unshare's options for the namespaces: a user namespace too when not root. */
+function namespaceArgs(root: boolean): string[] {
+  return root ? ['--net'] : ['--user', '--map-root-user', '--net'];
+}
+
+function namespaceHint(root: boolean): string {
+  return root
+    ? 'creating a network namespace needs CAP_SYS_ADMIN (a container must be given it), or run without --isolate'
+    : 'as a user other than root this needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0), or run without --isolate';
+}
+
 /**
- * Checks that isolation can work here; throws one clear line when it cannot. `where` replaces
- * the platform and the system directories searched after PATH (tests).
+ * Checks that isolation can work here (the programs it needs, and that the namespaces can be
+ * made); throws one clear line when it cannot. `where` replaces the platform and the system
+ * directories searched after PATH (tests).
  */
 export function isolationTools(
   env: NodeJS.ProcessEnv,
@@ -48,19 +79,34 @@ export function isolationTools(
     );
   }
   const system = where.systemDirs ?? SYSTEM_DIRS;
-  const unshare = findProgram('unshare', env, system);
-  if (!unshare) {
-    throw new TrustRunError('TR_CONFIG', '--isolate needs unshare, which was not found', {
-      hint: 'install it: apt-get install util-linux',
+  const need = (name: string, pkg: string): string => {
+    const found = findProgram(name, env, system);
+    if (!found) {
+      throw new TrustRunError('TR_CONFIG', `--isolate needs ${name}, which was not found`, {
+        hint: `install it: apt-get install ${pkg}`,
+      });
+    }
+    return found;
+  };
+  const tools = {
+    unshare: need('unshare', 'util-linux'),
+    ip: need('ip', 'iproute2'),
+    setpriv: need('setpriv', 'util-linux'),
+  };
+  const root = isRoot();
+  const probe = spawnSync(tools.unshare, [...namespaceArgs(root), '--', 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (probe.status !== 0) {
+    const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`)
+      .trim()
+      .split('\n')[0];
+    throw new TrustRunError('TR_CONFIG', `--isolate: cannot make a network namespace: ${why}`, {
+      hint: namespaceHint(root),
     });
   }
-  const ip = findProgram('ip', env, system);
-  if (!ip) {
-    throw new TrustRunError('TR_CONFIG', '--isolate needs ip, which was not found', {
-      hint: 'install it: apt-get install iproute2',
-    });
-  }
-  return { unshare, ip };
+  return tools;
 }
 
 /** The command started in its namespace, with the listening socket it can reach. */
@@ -73,13 +119,14 @@ export interface Isolated {
   start(): void;
 }
 
-const NAMESPACE_HINT =
-  'as a user other than root this needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0)';
+/** Run by sh inside the namespace: the loopback up, then the rest of its arguments. */
+const LOOPBACK_UP = 'ip=$1; shift; "$ip" link set lo up || exit 125; exec "$@"';
 
 /**
  * Enters a new network namespace (and, when not root, a user namespace) and opens `port` on
  * 127.0.0.1 there; resolves once that socket reached this process. The command (`file`,
- * `argv`) starts only when start() is called.
+ * `argv`) starts only when start() is called. As root, the command runs without ESCAPE_CAPS;
+ * otherwise in a nested user namespace that maps the user's own ids back.
  */
 export function startIsolated(
   tools: IsolationTools,
@@ -88,23 +135,32 @@ export function startIsolated(
   argv: string[],
   env: NodeJS.ProcessEnv,
 ): Promise<Isolated> {
-  const root = process.getuid?.() === 0;
+  const root = isRoot();
   const script = fileURLToPath(new URL('./isolated.js', import.meta.url));
-  const map = root
-    ? []
-    : ['--map', `${process.getuid!()}:${process.getgid!()}`, '--unshare', tools.unshare];
+  const confine = root
+    ? [tools.setpriv, `--bounding-set=${ESCAPE_CAPS.map((c) => `-${c}`).join(',')}`, '--']
+    : [
+        tools.unshare,
+        '--user',
+        `--map-user=${process.getuid!()}`,
+        `--map-group=${process.getgid!()}`,
+        '--',
+      ];
   const child = spawn(
     tools.unshare,
     [
-      ...(root ? ['--net'] : ['--user', '--map-root-user', '--net']),
+      ...namespaceArgs(root),
       '--',
+      '/bin/sh',
+      '-c',
+      LOOPBACK_UP,
+      'trustrun-isolate',
+      tools.ip,
+      ...confine,
       process.execPath,
       script,
-      '--ip',
-      tools.ip,
       '--port',
       String(port),
-      ...map,
       '--',
       file,
       argv[0]!,
@@ -120,8 +176,8 @@ export function startIsolated(
     child.once('error', (err) => failed(`cannot run ${tools.unshare}: ${err.message}`));
     child.once('exit', (code, signal) =>
       failed(
-        `could not set up the network namespace (${tools.unshare} ${signal ? `killed by ${signal}` : `exited ${code}`}; its message, if any, is above)`,
-        NAMESPACE_HINT,
+        `could not set up the network namespace (${signal ? `killed by ${signal}` : `exit ${code}`}; its message, if any, is above)`,
+        namespaceHint(root),
       ),
     );
     child.once('message', (msg: { type?: string; message?: string }, handle: unknown) => {

@@ -12,7 +12,7 @@ import {
   type LookupOptions,
 } from '../common.js';
 import { formatBytes } from '../format.js';
-import { isolationTools, startIsolated } from '../isolate.js';
+import { isolationTools, startIsolated, type Isolated } from '../isolate.js';
 import { eventLine, monitorRecorder, violationLine } from '../monitor-records.js';
 import { everyRow } from '../store.js';
 import { runEnvironment } from '../../ca/index.js';
@@ -266,6 +266,8 @@ export async function runChild(
   const warn = hooks.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
   const startedAt = Date.now();
   let child: ChildProcess | null = null;
+  /** Isolated: the command's own pid (its parent, `child`, is the namespace's first process). */
+  let commandPid: number | null = null;
   // Watches the child's process tree for sockets that bypass the proxy, and attributes each
   // proxied connection to the process that opened it (its source port, in procfs).
   let monitor: Monitor | null = null;
@@ -283,7 +285,7 @@ export async function runChild(
       kill: () => {
         const pid = child?.pid;
         if (!pid || child?.exitCode !== null) return null;
-        return killTree(pid).length > 0 ? { pid, exe: file } : null;
+        return killTree(pid).length > 0 ? { pid: commandPid ?? pid, exe: file } : null;
       },
     },
   );
@@ -342,10 +344,22 @@ export async function runChild(
     }
     // Isolated: the namespace's first process opens the proxy's port there and hands it over;
     // the command starts once the proxy accepts on it and the monitor watches the tree.
-    const isolated = tools
-      ? await startIsolated(tools, session.proxy.address.port, file, argv, env)
-      : null;
-    if (isolated) session.proxy.adopt(isolated.listener);
+    let isolated: Isolated | null = null;
+    if (tools) {
+      try {
+        isolated = await startIsolated(tools, session.proxy.address.port, file, argv, env);
+      } catch (err) {
+        // A Ctrl-C during the set-up also reached the namespace's first process.
+        if (early) throw new RunInterrupted(early);
+        throw err;
+      }
+      if (early) {
+        isolated.child.kill('SIGKILL'); // the command has not started
+        warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
+        throw new RunInterrupted(early);
+      }
+      session.proxy.adopt(isolated.listener);
+    }
     const spawned =
       isolated?.child ?? spawn(file, argv.slice(1), { argv0: argv[0], env, stdio: 'inherit' });
     child = spawned;
@@ -354,16 +368,34 @@ export async function runChild(
       signal: NodeJS.Signals | null;
       error?: Error;
     }>((done) => {
-      let inner: Error | null = null;
-      // The namespace's first process could not start the command (it then exits).
-      spawned.on('message', (m: { type?: string; message?: string; code?: string }) => {
-        if (m?.type === 'spawn-error')
-          inner = Object.assign(new Error(m.message), { code: m.code });
-      });
       spawned.once('error', (error) => done({ code: null, signal: null, error }));
-      spawned.once('exit', (code, sig) =>
-        done(inner ? { code: null, signal: null, error: inner } : { code, signal: sig }),
+      if (!isolated) {
+        spawned.once('exit', (code, sig) => done({ code, signal: sig }));
+        return;
+      }
+      // Isolated, the namespace's first process says how the command ended (or why it could
+      // not start it) before it exits; 'close' comes after its last message.
+      let ended: { code: number | null; signal: NodeJS.Signals | null; error?: Error } | null =
+        null;
+      spawned.on(
+        'message',
+        (m: {
+          type?: string;
+          message?: string;
+          code?: number | string | null;
+          signal?: NodeJS.Signals | null;
+          pid?: number;
+        }) => {
+          if (m?.type === 'started' && typeof m.pid === 'number') commandPid = m.pid;
+          else if (m?.type === 'ended') {
+            ended = { code: (m.code as number | null) ?? null, signal: m.signal ?? null };
+          } else if (m?.type === 'spawn-error') {
+            const error = Object.assign(new Error(m.message), { code: m.code });
+            ended = { code: null, signal: null, error };
+          }
+        },
       );
+      spawned.once('close', (code, sig) => done(ended ?? { code, signal: sig }));
     });
     if (spawned.pid !== undefined) {
       try {
@@ -425,7 +457,7 @@ export async function runChild(
       dataDir: session.dataDir,
       status,
       exitCode,
-      child: { pid: child?.pid ?? null, exitCode: childExit, signal },
+      child: { pid: commandPid ?? child?.pid ?? null, exitCode: childExit, signal },
       startedAt: new Date(startedAt).toISOString(),
       durationMs: Date.now() - startedAt,
       destinations,
@@ -461,8 +493,11 @@ function watchChild(
     intervalMs: opts.interval ?? 100,
     ...lookupSettings(opts),
     // The child's connections to the proxy are not direct; they stay known for attribution.
+    // Isolated, no loopback address leads out of the namespace: the command's own local
+    // services are not destinations.
     ignore: (addr, port) =>
-      port === proxyPort && (isLoopback(addr) || addr === '0.0.0.0' || addr === '::'),
+      (isLoopback(addr) && (isolated || port === proxyPort)) ||
+      (port === proxyPort && (addr === '0.0.0.0' || addr === '::')),
     // No policy: pure audit (every event recorded, none a violation). The getter follows SIGHUP.
     policy: session.policy
       ? { evaluate: (subject) => session.policy!.evaluate(subject) }

@@ -3,6 +3,7 @@
  * address is the proxy. Proxied clients work as without it (recorded, attributed); a socket that
  * bypasses the proxy fails instead of reaching its server.
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -134,6 +135,70 @@ describe('trustrun run --isolate', () => {
     },
   );
 
+  it.skipIf(!ready || !hasPython || process.getuid?.() !== 0 || !hasNsenter())(
+    "as root, the command cannot enter trustrun's namespace again (its capabilities are dropped)",
+    async () => {
+      const before = service.accepted();
+      // The command's parent is the namespace's first process; its parent is trustrun.
+      const script = [
+        "T=$(awk '/^PPid/{print $2}' /proc/$PPID/status)",
+        `nsenter --net=/proc/$T/ns/net python3 -c "${bypass().replace(/"/g, '\\"')}" || echo nsenter-refused`,
+        'grep CapEff /proc/self/status',
+      ].join('\n');
+      const r = await trustrunRun(w, ['--isolate'], ['sh', '-c', script]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('nsenter-refused');
+      expect(r.stdout).not.toContain('bypass: reached');
+      expect(service.accepted()).toBe(before);
+      // CAP_SYS_ADMIN (bit 21) is gone.
+      const eff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(r.stdout)![1]}`);
+      expect(eff & (1n << 21n)).toBe(0n);
+    },
+  );
+
+  it.skipIf(!ready || !hasPython)(
+    "the command's own loopback services are not destinations: a kill default leaves them alone",
+    async () => {
+      const policy = join(w.dir, 'strict.yaml');
+      writeFileSync(
+        policy,
+        `version: 2\nname: strict\nrules:\n  - match: ${API}\n    action: allow\ndefaults:\n  action: kill\n`,
+      );
+      const file = join(w.dir, 'local.json');
+      const local = [
+        'import socket, threading, time',
+        "srv = socket.create_server(('127.0.0.1', 0))",
+        'threading.Thread(target=lambda: srv.accept(), daemon=True).start()',
+        "c = socket.create_connection(('127.0.0.1', srv.getsockname()[1]))",
+        'time.sleep(0.5)',
+        "print('survived')",
+      ].join('\n');
+      const r = await trustrunRun(
+        w,
+        ['--isolate', '--policy', policy, '--interval', '20', '--json-file', file],
+        ['python3', '-c', local],
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('survived');
+      const s = await readSummary(file);
+      expect(s.violations).toEqual([]);
+      expect(s.destinations).toEqual([]);
+    },
+  );
+
+  it.skipIf(!ready)('a signal Node ignores (SIGPIPE) is reported as the signal', async () => {
+    const file = join(w.dir, 'pipe.json');
+    const r = await trustrunRun(
+      w,
+      ['--isolate', '--json-file', file],
+      ['sh', '-c', 'kill -PIPE $$'],
+    );
+    expect(r.code, r.stderr).toBe(141);
+    const s = await readSummary(file);
+    expect(s.child).toMatchObject({ signal: 'SIGPIPE', exitCode: null });
+    expect(r.stderr).toContain('killed by SIGPIPE');
+  });
+
   it('refuses --host other than 127.0.0.1 in one line', async () => {
     const r = await trustrunRun(w, ['--isolate', '--host', '127.0.0.2'], ['true']);
     expect(r.code).toBe(2);
@@ -171,18 +236,22 @@ describe('trustrun run --isolate', () => {
             '--',
             'sh',
             '-c',
-            `id -u; curl -sS --fail -o /dev/null -w 'curl %{http_code}\\n' https://${API}/as-user`,
+            `id -u; echo "argv0=$0"; curl -sS --fail -o /dev/null -w 'curl %{http_code}\\n' https://${API}/as-user`,
           ],
           { env: { ...w.env, HOME: dir }, cwd: dir, timeoutMs: 120_000 },
         );
         expect(r.code, r.stderr).toBe(0);
-        expect(r.stdout).toMatch(/^65534\ncurl 200$/m);
+        expect(r.stdout).toMatch(/^65534\nargv0=sh\ncurl 200$/m);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
     },
   );
 });
+
+function hasNsenter(): boolean {
+  return spawnSync('nsenter', ['--version'], { stdio: 'ignore' }).status === 0;
+}
 
 /**
  * Whether another user can run the built CLI from this checkout: every folder above it must be

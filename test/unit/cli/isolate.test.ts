@@ -34,10 +34,37 @@ describe('isolationTools', () => {
       /needs ip, which was not found/,
     );
     program('ip');
+    expect(() => isolationTools({ PATH: dir }, { platform: 'linux', systemDirs: [] })).toThrow(
+      /needs setpriv, which was not found/,
+    );
+    program('setpriv');
     expect(isolationTools({ PATH: dir }, { platform: 'linux', systemDirs: [] })).toEqual({
       unshare: join(dir, 'unshare'),
       ip: join(dir, 'ip'),
+      setpriv: join(dir, 'setpriv'),
     });
+  });
+
+  it('says in one line when the namespaces cannot be made, with what to enable', () => {
+    const failing = mkdtempSync(join(tmpdir(), 'trustrun-isolate-refused-'));
+    try {
+      writeFileSync(
+        join(failing, 'unshare'),
+        '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n',
+        { mode: 0o755 },
+      );
+      let err: unknown;
+      try {
+        isolationTools({ PATH: `${failing}:${dir}` }, { platform: 'linux', systemDirs: [] });
+      } catch (e) {
+        err = e;
+      }
+      expect(formatError(err)).toMatch(
+        /^--isolate: cannot make a network namespace: unshare: unshare failed: Operation not permitted\n {2}.*(CAP_SYS_ADMIN|user namespaces)/,
+      );
+    } finally {
+      rmSync(failing, { recursive: true, force: true });
+    }
   });
 
   it('finds ip in the system folders when PATH lacks them (a user PATH without /usr/sbin)', () => {
