@@ -138,7 +138,15 @@ export function startIsolated(
   const root = isRoot();
   const script = fileURLToPath(new URL('./isolated.js', import.meta.url));
   const confine = root
-    ? [tools.setpriv, `--bounding-set=${ESCAPE_CAPS.map((c) => `-${c}`).join(',')}`, '--']
+    ? [
+        tools.setpriv,
+        // Root's program gets its bounding set and its inheritable set at exec: both go, and
+        // the ambient set too (isolated.js checks that the drop took).
+        `--bounding-set=${ESCAPE_CAPS.map((c) => `-${c}`).join(',')}`,
+        '--inh-caps=-all',
+        '--ambient-caps=-all',
+        '--',
+      ]
     : [
         tools.unshare,
         '--user',
@@ -175,10 +183,12 @@ export function startIsolated(
     };
     child.once('error', (err) => failed(`cannot run ${tools.unshare}: ${err.message}`));
     child.once('exit', (code, signal) =>
-      failed(
-        `could not set up the network namespace (${signal ? `killed by ${signal}` : `exit ${code}`}; its message, if any, is above)`,
-        namespaceHint(root),
-      ),
+      code === 125
+        ? failed("could not bring up the namespace's loopback (ip's message is above)")
+        : failed(
+            `could not set up the network namespace (${signal ? `killed by ${signal}` : `exit ${code}`}; its message, if any, is above)`,
+            namespaceHint(root),
+          ),
     );
     child.once('message', (msg: { type?: string; message?: string }, handle: unknown) => {
       if (msg?.type === 'listener' && handle) {

@@ -9,6 +9,7 @@
  * Arguments: --port N -- FILE ARGV0 [ARGS...]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { constants } from 'node:os';
 
@@ -24,6 +25,34 @@ function report(msg: object, status: number): void {
   process.send!(msg, () => process.exit(status));
 }
 
+/**
+ * Capabilities that could take a root command out of its namespace (isolate.ts drops them):
+ * CAP_NET_ADMIN 12, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21,
+ * CAP_PERFMON 38, CAP_BPF 39.
+ */
+const ESCAPE_BITS = [12n, 16n, 17n, 19n, 21n, 38n, 39n];
+
+/**
+ * The escape capabilities this process still has in any set it could hand to the command (a
+ * drop can be skipped silently, e.g. without CAP_SETPCAP); empty when none.
+ */
+function keptCapabilities(): string[] {
+  let status: string;
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return ['(unknown: /proc/self/status cannot be read)'];
+  }
+  const kept: string[] = [];
+  for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) {
+    const hex = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+    if (hex === undefined) continue;
+    const value = BigInt(`0x${hex}`);
+    if (ESCAPE_BITS.some((bit) => (value >> bit) & 1n)) kept.push(set);
+  }
+  return kept;
+}
+
 function main(): void {
   const argv = process.argv.slice(2);
   const end = argv.indexOf('--');
@@ -34,6 +63,20 @@ function main(): void {
       { type: 'error', message: 'usage: isolated --port N -- FILE ARGV0 [ARGS...]' },
       SETUP_FAILED,
     );
+  }
+  // As root, the command must not be able to leave the namespace (setns, moving interfaces,
+  // tracing trustrun): if the drop did not take, nothing runs.
+  if (process.getuid?.() === 0) {
+    const kept = keptCapabilities();
+    if (kept.length > 0) {
+      return report(
+        {
+          type: 'error',
+          message: `the capabilities that could leave the namespace could not be dropped (still in ${kept.join(', ')}); not running the command`,
+        },
+        SETUP_FAILED,
+      );
+    }
   }
   // Signals that come before the command exists are kept for it (a Ctrl-C reaches this
   // process and trustrun alike; trustrun then does not start it).
@@ -73,7 +116,20 @@ function main(): void {
     if (msg !== 'start') {
       return report({ type: 'error', message: 'unexpected message from trustrun' }, SETUP_FAILED);
     }
-    const c = spawn(file, args, { argv0, stdio: 'inherit' });
+    let c: ChildProcess;
+    try {
+      c = spawn(file, args, { argv0, stdio: 'inherit' });
+    } catch (err) {
+      // Node throws at once for some exec failures (ETXTBSY …) instead of emitting 'error'.
+      return report(
+        {
+          type: 'spawn-error',
+          message: (err as Error).message,
+          code: (err as NodeJS.ErrnoException).code,
+        },
+        SETUP_FAILED,
+      );
+    }
     child = c;
     c.once('spawn', () => {
       process.send?.({ type: 'started', pid: c.pid });

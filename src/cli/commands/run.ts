@@ -355,6 +355,7 @@ export async function runChild(
       }
       if (early) {
         isolated.child.kill('SIGKILL'); // the command has not started
+        isolated.listener.close();
         warn(`trustrun: ${early} received before ${argv[0]} started; not starting it`);
         throw new RunInterrupted(early);
       }
@@ -457,7 +458,8 @@ export async function runChild(
       dataDir: session.dataDir,
       status,
       exitCode,
-      child: { pid: commandPid ?? child?.pid ?? null, exitCode: childExit, signal },
+      // Isolated, the command's own pid (null when it never started), not its parent's.
+      child: { pid: tools ? commandPid : (child?.pid ?? null), exitCode: childExit, signal },
       startedAt: new Date(startedAt).toISOString(),
       durationMs: Date.now() - startedAt,
       destinations,

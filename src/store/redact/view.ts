@@ -149,14 +149,75 @@ function maskCredentials(text: string, uidGidAllowed: boolean): string {
 }
 
 /**
- * The MySQL family's clients take a password glued to `-p` (`mysql -uroot -pSECRET`); `-p`
- * alone asks for it. Masked in their own arguments, and in a script that runs one of them
- * (there a `-pVALUE` of another command may be masked too: the safe side).
+ * The MySQL family's clients take a password glued to `-p` (`mysql -uroot -pSECRET`, also at the
+ * end of a cluster of flags: `-BNpSECRET`) or given to `--password=` or one of its prefixes
+ * (`--pass=`); `-p` alone asks for it. Masked in the arguments that follow such a client (also
+ * behind `sudo`, `env`, `docker exec` …), and in a script, in the rest of each command that runs
+ * one.
  */
 const MYSQL_CLIENTS = /(?:^|\/)(?:mysql|mariadb)[a-z_-]*$/;
-const MYSQL_IN_TEXT = /(?:^|[\s'"(;&|/])(?:mysql|mariadb)[a-z_-]*(?=[\s'";&|)]|$)/;
-const MYSQL_PASSWORD_IN_TEXT =
-  /(^|[\s'"(])-p(?:'[^']{0,4096}'|"(?:[^"\\]|\\.){0,4096}"|[^\s'"\\;|&()`]){1,4096}/g;
+/** Short options of those clients that take no value, which may come before `p` in a cluster. */
+const MYSQL_FLAGS = 'ABCEGHLNUVXbcfijknoqrstvw';
+const MYSQL_PASSWORD_ARG = new RegExp(
+  `^(-[${MYSQL_FLAGS}]*p|--pass(?:w(?:o(?:rd?)?)?)?=)(.+)$`,
+  's',
+);
+/** A client's name as a command word in a script (`mysql`, `/usr/bin/mariadb-dump`). */
+const MYSQL_IN_TEXT = /(?:^|[\s/])(?:mysql|mariadb)[a-z_-]*(?=\s|$)/;
+/** The password options in the rest of such a command; the value is one shell word. */
+const MYSQL_PASSWORD_IN_TEXT = new RegExp(
+  `(^|\\s)(-[${MYSQL_FLAGS}]*p|--pass(?:w(?:o(?:rd?)?)?)?=)(?:'[^']{0,4096}'|"(?:[^"\\\\]|\\\\.){0,4096}"|\\\\.|[^\\s'"\\\\;|&()\`<>]){1,4096}`,
+  'g',
+);
+
+/**
+ * A script cut into its commands: at `;`, `&`, `|`, `(`, `)`, `` ` `` and line breaks outside
+ * quotes (the pieces, separators included, join back into the script).
+ */
+function shellCommands(script: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < script.length; i++) {
+    const c = script[i]!;
+    if (c === '\\' && quote !== "'") {
+      i++;
+      continue;
+    }
+    if (quote !== null) {
+      if (c === quote) quote = null;
+      continue;
+    }
+    if (c === "'" || c === '"') quote = c;
+    else if (';&|()`\n'.includes(c)) {
+      out.push(script.slice(start, i + 1));
+      start = i + 1;
+    }
+  }
+  out.push(script.slice(start));
+  return out;
+}
+
+/** A script with the MySQL passwords given after each client's name masked. */
+function maskMysqlScript(script: string): string {
+  if (!/mysql|mariadb/.test(script)) return script;
+  return shellCommands(script)
+    .map((command) => {
+      const at = MYSQL_IN_TEXT.exec(command);
+      if (!at) return command;
+      const from = at.index + at[0].length;
+      return (
+        command.slice(0, from) +
+        command
+          .slice(from)
+          .replace(
+            MYSQL_PASSWORD_IN_TEXT,
+            (_w, lead: string, option: string) => `${lead}${option}${marker('password')}`,
+          )
+      );
+    })
+    .join('');
+}
 
 /** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
 const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
@@ -168,18 +229,22 @@ const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
  */
 export function redactCommand(command: readonly string[]): string[] {
   const runtime = CONTAINER_RUNTIMES.test(command[0] ?? '');
-  const mysql = MYSQL_CLIENTS.test(command[0] ?? '');
-  return command.map((arg, i) => {
-    if (mysql && /^-p./s.test(arg)) return `-p${marker('password')}`;
-    if (/\s/.test(arg) && MYSQL_IN_TEXT.test(arg)) {
-      arg = arg.replace(
-        MYSQL_PASSWORD_IN_TEXT,
-        (_w, lead: string) => `${lead}-p${marker('password')}`,
-      );
+  // Arguments from this index on follow a MySQL client (`mysql …`, `sudo -u app mysql …`).
+  const mysqlFrom = command.findIndex((a) => MYSQL_CLIENTS.test(a)) + 1 || Infinity;
+  return command.map((original, i) => {
+    const mysql = i >= mysqlFrom;
+    if (mysql) {
+      const m = MYSQL_PASSWORD_ARG.exec(original);
+      if (m) return `${m[1]}${marker('password')}`;
     }
-    // `--password SECRET`: the value of an option named like a secret, given as its own argument.
+    const arg = /\s/.test(original) ? maskMysqlScript(original) : original;
+    // `--password SECRET`: the value of an option named like a secret, given as its own argument
+    // (not after a client's `-pSECRET`, whose value is already in it).
     const previous = command[i - 1] ?? '';
-    const option = /^--?([A-Za-z][\w.-]*)$/.exec(previous);
+    const option =
+      i - 1 >= mysqlFrom && MYSQL_PASSWORD_ARG.test(previous)
+        ? null
+        : /^--?([A-Za-z][\w.-]*)$/.exec(previous);
     const named = option ? secretKeyKind(option[1] as string, 'text') : null;
     if (named !== null && !arg.startsWith('-')) return marker(named);
     // `-u USER:PASSWORD`: the user stays.

@@ -3,7 +3,7 @@
  * address is the proxy. Proxied clients work as without it (recorded, attributed); a socket that
  * bypasses the proxy fails instead of reaching its server.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -153,6 +153,102 @@ describe('trustrun run --isolate', () => {
       // CAP_SYS_ADMIN (bit 21) is gone.
       const eff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(r.stdout)![1]}`);
       expect(eff & (1n << 21n)).toBe(0n);
+    },
+  );
+
+  it.skipIf(!ready || process.getuid?.() !== 0)(
+    'as root: inherited capabilities are dropped too, and a drop that cannot be made stops the run',
+    async () => {
+      const escape = [
+        "T=$(awk '/^PPid/{print $2}' /proc/$PPID/status)",
+        'nsenter --net=/proc/$T/ns/net true && echo escaped || echo nsenter-refused',
+      ].join('\n');
+      // Inheritable capabilities survive a bounding-set drop at a root exec.
+      const inherited = await run(
+        'setpriv',
+        [
+          '--inh-caps=+sys_admin,+net_admin,+sys_ptrace',
+          process.execPath,
+          CLI,
+          'run',
+          '--isolate',
+          '--data-dir',
+          w.dataDir,
+          '--',
+          'sh',
+          '-c',
+          escape,
+        ],
+        { env: w.env, cwd: w.dir, timeoutMs: 60_000 },
+      );
+      expect(inherited.code, inherited.stderr).toBe(0);
+      expect(inherited.stdout).toContain('nsenter-refused');
+      expect(inherited.stdout).not.toContain('escaped');
+      // Without CAP_SETPCAP the bounding set cannot be lowered: the command does not run.
+      const stuck = await run(
+        'setpriv',
+        [
+          '--bounding-set=-setpcap',
+          process.execPath,
+          CLI,
+          'run',
+          '--isolate',
+          '--data-dir',
+          w.dataDir,
+          '--',
+          'sh',
+          '-c',
+          'echo ran',
+        ],
+        { env: w.env, cwd: w.dir, timeoutMs: 60_000 },
+      );
+      expect(stuck.code).not.toBe(0);
+      expect(stuck.stdout).not.toContain('ran');
+      expect(stuck.stderr).toMatch(
+        /trustrun: --isolate: the capabilities that could leave the namespace could not be dropped/,
+      );
+    },
+  );
+
+  it.skipIf(!ready)(
+    'a signal while the namespace is set up: the command does not start and trustrun exits',
+    async () => {
+      // The namespace's first process is held for 1.5 s before it opens the port.
+      const slow = join(w.dir, 'slow.cjs');
+      writeFileSync(
+        slow,
+        "if ((process.argv[1] || '').endsWith('isolated.js')) { const t = Date.now() + 1500; while (Date.now() < t); }\n",
+      );
+      const child = spawn(
+        process.execPath,
+        [CLI, 'run', '--isolate', '--data-dir', w.dataDir, '--', 'sh', '-c', 'echo COMMAND-RAN'],
+        { env: { ...w.env, NODE_OPTIONS: `--require ${slow}` }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const running = new Promise<void>((done) =>
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('trustrun: running')) done();
+        }),
+      );
+      await running;
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((done) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          done(-1);
+        }, 15_000);
+        child.on('close', (c) => {
+          clearTimeout(timer);
+          done(c);
+        });
+      });
+      expect(code, stderr).toBe(130);
+      expect(stdout).not.toContain('COMMAND-RAN');
+      expect(stderr).toContain('SIGINT received before sh started; not starting it');
     },
   );
 

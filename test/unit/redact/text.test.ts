@@ -336,6 +336,51 @@ describe('redactCommand', () => {
     ).toBe(
       `mkdir -p out; mysqldump -uroot ${P} clinic | gzip > out/x.gz; mysql ${P} -e 'select 1'`,
     );
+    // Behind a wrapper, in a cluster of flags, as a prefix of --password, and the argument
+    // after -pSECRET is not taken for its value.
+    expect(redactCommand(['docker', 'exec', '-i', 'db', 'mysql', '-uroot', '-pdockerpw'])).toEqual([
+      'docker',
+      'exec',
+      '-i',
+      'db',
+      'mysql',
+      '-uroot',
+      P,
+    ]);
+    expect(redactCommand(['sudo', '-u', 'app', 'mysql', '-BNphunter2', '-e', 'select 1'])).toEqual([
+      'sudo',
+      '-u',
+      'app',
+      'mysql',
+      '-BNp[REDACTED:password]',
+      '-e',
+      'select 1',
+    ]);
+    expect(redactCommand(['mysql', '--pass=hunter2', '--password=pass word2', 'mydb'])).toEqual([
+      'mysql',
+      '--pass=[REDACTED:password]',
+      '--password=[REDACTED:password]',
+      'mydb',
+    ]);
+    expect(redactCommand(['mysql', '-pPassword123', 'mydb'])).toEqual(['mysql', P, 'mydb']);
+    expect(
+      redactCommand([
+        'bash',
+        '-lc',
+        `mysql --password="quoted pw1" db; mysql -pSEC\\ RET9 db<dump.sql; mysql -e 'select 1; select 2' -pLATE`,
+      ])[2],
+    ).toBe(
+      'mysql --password=[REDACTED:password] db; mysql -p[REDACTED:password] db<dump.sql; ' +
+        "mysql -e 'select 1; select 2' -p[REDACTED:password]",
+    );
+    // A script that only names a client (a service, a path) keeps the other commands' -p.
+    expect(
+      redactCommand([
+        'sh',
+        '-c',
+        'systemctl restart mysql; mkdir -pv out; rsync -pav /var/lib/mysql /b',
+      ])[2],
+    ).toBe('systemctl restart mysql; mkdir -pv out; rsync -pav /var/lib/mysql /b');
     // Other programs' -p is theirs (a port, a flag).
     expect(redactCommand(['ssh', '-p2222', 'host'])).toEqual(['ssh', '-p2222', 'host']);
     expect(redactCommand(['sh', '-c', 'ssh -p2222 host'])[2]).toBe('ssh -p2222 host');
