@@ -164,44 +164,12 @@ describe('trustrun run --isolate', () => {
         'nsenter --net=/proc/$T/ns/net true && echo escaped || echo nsenter-refused',
       ].join('\n');
       // Inheritable capabilities survive a bounding-set drop at a root exec.
-      const inherited = await run(
-        'setpriv',
-        [
-          '--inh-caps=+sys_admin,+net_admin,+sys_ptrace',
-          process.execPath,
-          CLI,
-          'run',
-          '--isolate',
-          '--data-dir',
-          w.dataDir,
-          '--',
-          'sh',
-          '-c',
-          escape,
-        ],
-        { env: w.env, cwd: w.dir, timeoutMs: 60_000 },
-      );
+      const inherited = await underSetpriv('--inh-caps=+sys_admin,+net_admin,+sys_ptrace', escape);
       expect(inherited.code, inherited.stderr).toBe(0);
       expect(inherited.stdout).toContain('nsenter-refused');
       expect(inherited.stdout).not.toContain('escaped');
       // Without CAP_SETPCAP the bounding set cannot be lowered: the command does not run.
-      const stuck = await run(
-        'setpriv',
-        [
-          '--bounding-set=-setpcap',
-          process.execPath,
-          CLI,
-          'run',
-          '--isolate',
-          '--data-dir',
-          w.dataDir,
-          '--',
-          'sh',
-          '-c',
-          'echo ran',
-        ],
-        { env: w.env, cwd: w.dir, timeoutMs: 60_000 },
-      );
+      const stuck = await underSetpriv('--bounding-set=-setpcap', 'echo ran');
       expect(stuck.code).not.toBe(0);
       expect(stuck.stdout).not.toContain('ran');
       expect(stuck.stderr).toMatch(
@@ -344,6 +312,27 @@ describe('trustrun run --isolate', () => {
     },
   );
 });
+
+/** `trustrun run --isolate -- sh -c SCRIPT`, started by setpriv with `option` (root only). */
+function underSetpriv(option: string, script: string) {
+  return run(
+    'setpriv',
+    [
+      option,
+      process.execPath,
+      CLI,
+      'run',
+      '--isolate',
+      '--data-dir',
+      w.dataDir,
+      '--',
+      'sh',
+      '-c',
+      script,
+    ],
+    { env: w.env, cwd: w.dir, timeoutMs: 60_000 },
+  );
+}
 
 function hasNsenter(): boolean {
   return spawnSync('nsenter', ['--version'], { stdio: 'ignore' }).status === 0;
