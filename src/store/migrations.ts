@@ -251,8 +251,9 @@ CREATE UNIQUE INDEX body_parts_request ON body_parts(request_id, field, seq);
   },
   {
     version: 5,
-    name: "the MySQL family's -pPASSWORD redacted in command lines",
-    // `mysql -uroot -pSECRET` was stored as given until then: the rows are redacted again.
+    name: "command lines redacted again: MySQL's -pPASSWORD, secret options in scripts",
+    // `mysql -uroot -pSECRET` and `sh -c 'tool --password=SECRET'` were stored as given until
+    // then: the rows are redacted again.
     sql: '',
     data: redactStoredCommands,
   },

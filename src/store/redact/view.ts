@@ -219,6 +219,26 @@ function maskMysqlScript(script: string): string {
     .join('');
 }
 
+/** `--password=VALUE` as one argument: all of VALUE is the secret, spaces included. */
+const SECRET_OPTION_ARG = /^(--?([A-Za-z][\w.-]{0,63})=)(.+)$/s;
+/**
+ * `--password=VALUE`, `--token VALUE` in a script: VALUE is one shell word (quoted pieces,
+ * escapes, bare characters); after a space it is not another option.
+ */
+const SECRET_OPTION_IN_TEXT =
+  /(^|\s)(--?[A-Za-z][\w.-]{0,63})(=|[ \t]+)((?:'[^']{0,4096}'|"(?:[^"\\]|\\.){0,4096}"|\\.|[^\s'"\\;|&()`<>]){1,4096})/g;
+
+function maskSecretOptions(script: string): string {
+  return script.replace(
+    SECRET_OPTION_IN_TEXT,
+    (whole: string, lead: string, option: string, sep: string, value: string) => {
+      const kind = secretKeyKind(option.replace(/^-+/, ''), 'text');
+      if (kind === null || (sep !== '=' && value.startsWith('-'))) return whole;
+      return `${lead}${option}${sep}${marker(kind)}`;
+    },
+  );
+}
+
 /** URLs inside a command-line argument (`curl https://…`, `sh -c "curl 'https://…' -H …"`). */
 const URL_IN_ARG = /[a-z][a-z0-9+.-]*:\/\/[^\s'"<>`]+/gi;
 
@@ -237,7 +257,12 @@ export function redactCommand(command: readonly string[]): string[] {
       const m = MYSQL_PASSWORD_ARG.exec(original);
       if (m) return `${m[1]}${marker('password')}`;
     }
-    const arg = /\s/.test(original) ? maskMysqlScript(original) : original;
+    if (original.startsWith('-')) {
+      const m = SECRET_OPTION_ARG.exec(original);
+      const kind = m ? secretKeyKind(m[2]!, 'text') : null;
+      if (kind !== null) return `${m![1]}${marker(kind)}`;
+    }
+    const arg = /\s/.test(original) ? maskSecretOptions(maskMysqlScript(original)) : original;
     // `--password SECRET`: the value of an option named like a secret, given as its own argument
     // (not after a client's `-pSECRET`, whose value is already in it).
     const previous = command[i - 1] ?? '';

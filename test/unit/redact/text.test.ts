@@ -307,6 +307,27 @@ describe('redactCommand', () => {
     ]);
   });
 
+  it('masks options named like secrets inside a script, and a whole --password= argument', () => {
+    expect(
+      redactCommand([
+        'sh',
+        '-c',
+        `tool --password="quoted pw1" db && tool --password='q w' --token abc --api-key=xyz -v; git --no-pager log -n 3`,
+      ])[2],
+    ).toBe(
+      'tool --password=[REDACTED:password] db && tool --password=[REDACTED:password] ' +
+        '--token [REDACTED:token] --api-key=[REDACTED:api-key] -v; git --no-pager log -n 3',
+    );
+    // After a space the next option is not the value.
+    expect(redactCommand(['sh', '-c', 'tool --token --verbose'])[2]).toBe('tool --token --verbose');
+    // One argument: all of its value, spaces included.
+    expect(redactCommand(['tool', '--password=pass word2', 'x'])).toEqual([
+      'tool',
+      '--password=[REDACTED:password]',
+      'x',
+    ]);
+  });
+
   it("masks the MySQL family's -pPASSWORD, in their arguments and in a script that runs one", () => {
     const P = '-p[REDACTED:password]';
     expect(redactCommand(['mysql', '-uroot', '-pS3cr3t!', 'clinic'])).toEqual([

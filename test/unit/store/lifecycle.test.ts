@@ -121,7 +121,7 @@ describe('schema and migrations', () => {
     }
   });
 
-  it("redacts the MySQL family's -pPASSWORD of the rows of a version 4 database", async () => {
+  it('redacts the rows of a version 4 database again (MySQL -pPASSWORD, secret options in scripts)', async () => {
     const dataDir = temp.make();
     await (await openAt(dataDir)).close();
     // Version 4 stored `mysql -pSECRET` as given.
@@ -131,6 +131,10 @@ describe('schema and migrations', () => {
       `INSERT INTO sessions (id, kind, command, level, started_at, status)
        VALUES ('0mold000000000000001', 'run', ?, 'headers', 1, 'completed')`,
     ).run(JSON.stringify(['mysql', '-uroot', '-pCMDMARK5pw', 'clinic']));
+    db.prepare(
+      `INSERT INTO sessions (id, kind, command, level, started_at, status)
+       VALUES ('0mold000000000000002', 'run', ?, 'headers', 1, 'completed')`,
+    ).run(JSON.stringify(['sh', '-c', 'tool --password="CMDMARK6 pw" x']));
     db.close();
     open.splice(open.indexOf(db), 1);
     const again = await openAt(dataDir);
@@ -139,6 +143,11 @@ describe('schema and migrations', () => {
       '-uroot',
       '-p[REDACTED:password]',
       'clinic',
+    ]);
+    expect(again.getSession('0mold000000000000002')!.command).toEqual([
+      'sh',
+      '-c',
+      'tool --password=[REDACTED:password] x',
     ]);
     await again.close();
     for (const file of ['trustrun.db', 'trustrun.db-wal']) {
