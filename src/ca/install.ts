@@ -1,9 +1,8 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { TrustRunError } from '../core/index.js';
+import { SYSTEM_PROGRAM_DIRS, TrustRunError, findExecutable } from '../core/index.js';
 import type { CertificateAuthority } from './authority.js';
 import { caAlias } from './java.js';
 
@@ -81,23 +80,8 @@ export function installedName(ca: CertificateAuthority): string {
   return caAlias(ca);
 }
 
-async function findTool(name: string, path: string): Promise<string | null> {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    const file = join(dir, name);
-    try {
-      await access(file, constants.X_OK);
-      return file;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
 function searchPath(opts: InstallOptions): string {
-  const extra = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-  return [opts.path ?? process.env.PATH ?? '', ...extra].join(delimiter);
+  return [opts.path ?? process.env.PATH ?? '', ...SYSTEM_PROGRAM_DIRS].join(delimiter);
 }
 
 /** debian / fedora from the root's os-release, else from the tools and directories present. */
@@ -124,8 +108,8 @@ export async function detectTrustSystem(opts: InstallOptions = {}): Promise<Trus
     return null;
   }
   const path = searchPath(opts);
-  if (await findTool('update-ca-certificates', path)) return 'debian';
-  if (await findTool('update-ca-trust', path)) return 'fedora';
+  if (findExecutable('update-ca-certificates', path)) return 'debian';
+  if (findExecutable('update-ca-trust', path)) return 'fedora';
   return null;
 }
 
@@ -172,7 +156,7 @@ async function run(exec: Exec, argv: string[], ran: string[][]): Promise<void> {
 }
 
 async function debianCommand(opts: InstallOptions, fresh: boolean): Promise<string[]> {
-  const tool = await findTool('update-ca-certificates', searchPath(opts));
+  const tool = findExecutable('update-ca-certificates', searchPath(opts));
   if (!tool) {
     throw new TrustRunError('TR_CONFIG', 'update-ca-certificates is not installed', {
       hint: 'apt-get install ca-certificates',
@@ -238,7 +222,7 @@ async function nssNotes(
     }
   }
   if (dbs.length === 0) return [];
-  const certutil = await findTool('certutil', searchPath(opts));
+  const certutil = findExecutable('certutil', searchPath(opts));
   const name = installedName(ca);
   const command = (db: string): string[] =>
     verb === 'install'
@@ -337,7 +321,7 @@ export async function installCa(
     argv = await debianCommand(opts, false);
   } else {
     target = join(prefixed(opts.root, FEDORA_ANCHORS), `${name}.pem`);
-    const tool = opts.root ? null : await findTool('update-ca-trust', searchPath(opts));
+    const tool = opts.root ? null : findExecutable('update-ca-trust', searchPath(opts));
     argv = tool ? [tool, 'extract'] : null;
     if (opts.root)
       notes.push(
@@ -426,7 +410,7 @@ export async function uninstallCa(
       `update-ca-trust has no root option: run 'update-ca-trust extract' inside ${opts.root}`,
     );
   } else {
-    const tool = await findTool('update-ca-trust', searchPath(opts));
+    const tool = findExecutable('update-ca-trust', searchPath(opts));
     if (!tool) throw new TrustRunError('TR_CONFIG', 'update-ca-trust is not installed');
     await run(exec, [tool, 'extract'], ran);
   }

@@ -4,11 +4,10 @@
  * sets the namespace up, and docs/run.md for what a user sees.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import type { Server } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TrustRunError } from '../core/index.js';
+import { SYSTEM_PROGRAM_DIRS, TrustRunError, findExecutable } from '../core/index.js';
 
 /** The programs isolation needs, found on PATH or in the system directories. */
 export interface IsolationTools {
@@ -17,8 +16,6 @@ export interface IsolationTools {
   /** Drops the capabilities that could leave the namespace (trustrun run as root). */
   setpriv: string;
 }
-
-const SYSTEM_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin'];
 
 /**
  * What a root command must not keep, so that it cannot leave its namespace: setns(2) back to
@@ -34,20 +31,6 @@ export const ESCAPE_CAPS = [
   'bpf',
   'perfmon',
 ];
-
-function findProgram(name: string, env: NodeJS.ProcessEnv, system: string[]): string | null {
-  const dirs = [...(env.PATH ?? '').split(delimiter).filter((d) => d !== ''), ...system];
-  for (const dir of dirs) {
-    const file = join(dir, name);
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
 
 const isRoot = (): boolean => process.getuid?.() === 0;
 
@@ -78,9 +61,9 @@ export function isolationTools(
       `--isolate needs Linux network namespaces (this is ${platform}); without it, sockets that bypass the proxy are still found by the monitor`,
     );
   }
-  const system = where.systemDirs ?? SYSTEM_DIRS;
+  const search = [env.PATH ?? '', ...(where.systemDirs ?? SYSTEM_PROGRAM_DIRS)].join(delimiter);
   const need = (name: string, pkg: string): string => {
-    const found = findProgram(name, env, system);
+    const found = findExecutable(name, search);
     if (!found) {
       throw new TrustRunError('TR_CONFIG', `--isolate needs ${name}, which was not found`, {
         hint: `install it: apt-get install ${pkg}`,

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { mkdirSync, chmodSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { accessSync, chmodSync, constants, mkdirSync, statSync } from 'node:fs';
 
 /**
  * The data directory: --data-dir, else $TRUSTRUN_HOME, else $XDG_DATA_HOME/trustrun,
@@ -62,4 +62,25 @@ function makeDirs(dir: string, mode: number): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(dir).isDirectory()) throw err;
   }
+}
+
+/**
+ * Where system programs live when PATH lacks them (a user's PATH often has no sbin): searched
+ * after PATH for the tools trustrun runs itself (certutil, update-ca-certificates, ip …).
+ */
+export const SYSTEM_PROGRAM_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+
+/** The first executable file `name` in the folders of `path` (PATH's syntax), or null. */
+export function findExecutable(name: string, path: string): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }

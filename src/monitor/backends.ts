@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { TrustRunError } from '../core/index.js';
+import { readFileSync } from 'node:fs';
+import { TrustRunError, findExecutable } from '../core/index.js';
 import { lsofArgs, parseLsofF } from './lsof.js';
 import {
   TCP_STATES,
@@ -237,16 +236,7 @@ export class LsofBackend implements SocketBackend {
 
 /** true when `cmd` is an executable file on PATH. */
 export function onPath(cmd: string, path = process.env.PATH ?? ''): boolean {
-  for (const dir of path.split(delimiter)) {
-    if (!dir) continue;
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      /* next */
-    }
-  }
-  return false;
+  return findExecutable(cmd, path) !== null;
 }
 
 export function procfsUsable(root = '/proc'): boolean {
