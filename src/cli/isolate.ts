@@ -8,6 +8,7 @@ import type { Server } from 'node:net';
 import { delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SYSTEM_PROGRAM_DIRS, TrustRunError, findExecutable } from '../core/index.js';
+import { ESCAPE_CAPS } from './capabilities.js';
 
 /** The programs isolation needs, found on PATH or in the system directories. */
 export interface IsolationTools {
@@ -16,21 +17,6 @@ export interface IsolationTools {
   /** Drops the capabilities that could leave the namespace (trustrun run as root). */
   setpriv: string;
 }
-
-/**
- * What a root command must not keep, so that it cannot leave its namespace: setns(2) back to
- * trustrun's (CAP_SYS_ADMIN), moving interfaces to it (CAP_NET_ADMIN), driving a process
- * outside (CAP_SYS_PTRACE), or the kernel itself (modules, raw memory, BPF, perf).
- */
-export const ESCAPE_CAPS = [
-  'sys_admin',
-  'net_admin',
-  'sys_ptrace',
-  'sys_module',
-  'sys_rawio',
-  'bpf',
-  'perfmon',
-];
 
 const isRoot = (): boolean => process.getuid?.() === 0;
 
@@ -125,7 +111,9 @@ export function startIsolated(
         tools.setpriv,
         // Root's program gets its bounding set and its inheritable set at exec: both go, and
         // the ambient set too (isolated.js checks that the drop took).
-        `--bounding-set=${ESCAPE_CAPS.map((c) => `-${c}`).join(',')}`,
+        `--bounding-set=${Object.keys(ESCAPE_CAPS)
+          .map((c) => `-${c}`)
+          .join(',')}`,
         '--inh-caps=-all',
         '--ambient-caps=-all',
         '--',

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { constants } from 'node:os';
+import { ESCAPE_CAPS } from './capabilities.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
@@ -24,13 +25,6 @@ function report(msg: object, status: number): void {
   if (!process.connected) process.exit(status);
   process.send!(msg, () => process.exit(status));
 }
-
-/**
- * Capabilities that could take a root command out of its namespace (isolate.ts drops them):
- * CAP_NET_ADMIN 12, CAP_SYS_MODULE 16, CAP_SYS_RAWIO 17, CAP_SYS_PTRACE 19, CAP_SYS_ADMIN 21,
- * CAP_PERFMON 38, CAP_BPF 39.
- */
-const ESCAPE_BITS = [12n, 16n, 17n, 19n, 21n, 38n, 39n];
 
 /**
  * The escape capabilities this process still has in any set it could hand to the command (a
@@ -48,7 +42,7 @@ function keptCapabilities(): string[] {
     const hex = new RegExp(`^${set}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
     if (hex === undefined) continue;
     const value = BigInt(`0x${hex}`);
-    if (ESCAPE_BITS.some((bit) => (value >> bit) & 1n)) kept.push(set);
+    if (Object.values(ESCAPE_CAPS).some((bit) => (value >> BigInt(bit)) & 1n)) kept.push(set);
   }
   return kept;
 }
