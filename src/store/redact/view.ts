@@ -105,26 +105,32 @@ const UID_GID = /^\d+:\d+$/;
 const CONTAINER_RUNTIMES = /(?:^|\/)(?:docker|podman|nerdctl)$/;
 
 /**
+ * The characters of a shell word or script that are neither escaped (`\x`) nor quote marks,
+ * each with the quote it stands in (null outside quotes).
+ */
+function* shellChars(text: string): Generator<[number, string | null]> {
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && quote !== "'") {
+      i++;
+      continue;
+    }
+    if (quote === null ? c === "'" || c === '"' : c === quote) {
+      quote = quote === null ? c : null;
+      continue;
+    }
+    yield [i, quote];
+  }
+}
+
+/**
  * A `user:password` word with its password masked: everything after the first colon outside
  * the user (quotes kept balanced), or null when it holds no colon, nothing after it, or a marker.
  */
 function maskUserWord(word: string, uidGidAllowed: boolean): string | null {
   if (word.includes('[REDACTED:') || (uidGidAllowed && UID_GID.test(word))) return null;
-  let quote: string | null = null;
-  for (let i = 0; i < word.length; i++) {
-    const c = word[i]!;
-    if (c === '\\' && quote !== "'") {
-      i++;
-      continue;
-    }
-    if (quote !== null) {
-      if (c === quote) quote = null;
-      else if (c === ':') return cut(i, quote);
-      continue;
-    }
-    if (c === "'" || c === '"') quote = c;
-    else if (c === ':') return cut(i, null);
-  }
+  for (const [i, quote] of shellChars(word)) if (word[i] === ':') return cut(i, quote);
   return null;
   function cut(at: number, open: string | null): string | null {
     if (at === word.length - 1 || (open !== null && word.slice(at + 1) === open)) return null;
@@ -177,19 +183,8 @@ const MYSQL_PASSWORD_IN_TEXT = new RegExp(
 function shellCommands(script: string): string[] {
   const out: string[] = [];
   let start = 0;
-  let quote: string | null = null;
-  for (let i = 0; i < script.length; i++) {
-    const c = script[i]!;
-    if (c === '\\' && quote !== "'") {
-      i++;
-      continue;
-    }
-    if (quote !== null) {
-      if (c === quote) quote = null;
-      continue;
-    }
-    if (c === "'" || c === '"') quote = c;
-    else if (';&|()`\n'.includes(c)) {
+  for (const [i, quote] of shellChars(script)) {
+    if (quote === null && ';&|()`\n'.includes(script[i]!)) {
       out.push(script.slice(start, i + 1));
       start = i + 1;
     }
