@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { openStore, type Store } from '../../../src/store/index.js';
 import type { RunSummary } from '../../../src/cli/commands/run.js';
@@ -119,6 +119,29 @@ export async function startLocalService(greeting?: string): Promise<LocalService
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A run test file's world with a LocalService beside it (the built CLI must exist); `close`
+ * ends both.
+ */
+export async function worldWithService(
+  names: string[],
+  greeting?: string,
+): Promise<{ w: World; service: LocalService; close(): Promise<void> }> {
+  if (!existsSync(resolve('dist/cli/main.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` first');
+  }
+  const w = await makeWorld(names);
+  const service = await startLocalService(greeting);
+  return {
+    w,
+    service,
+    async close() {
+      await service.close();
+      await w.close();
     },
   };
 }

@@ -4,7 +4,7 @@
  * bypasses the proxy fails instead of reaching its server.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,9 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireClient } from '../../helpers/clients.js';
 import { CLI, run } from '../../helpers/proc.js';
 import {
-  makeWorld,
   readSummary,
-  startLocalService,
+  worldWithService,
   trustrunRun,
   withStore,
   type LocalService,
@@ -25,20 +24,14 @@ const API = 'api.example.test';
 let w: World;
 let service: LocalService;
 let port: number;
+let close = async (): Promise<void> => undefined;
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/cli/main.js'))) {
-    throw new Error('dist/ is missing: run `npm run build` first');
-  }
-  w = await makeWorld([API]);
-  service = await startLocalService('hello\n');
+  ({ w, service, close } = await worldWithService([API], 'hello\n'));
   port = service.port;
 });
 
-afterAll(async () => {
-  await service?.close();
-  await w?.close();
-});
+afterAll(() => close());
 
 /** python3: a raw socket to the local service (never a proxy); prints what happened. */
 function bypass(): string {

@@ -2,14 +2,13 @@
  * `trustrun run` with the socket monitor: proxied requests attributed to the process that made
  * them, and connections that bypass the proxy caught, recorded, evaluated and (for kill) ended.
  */
-import { existsSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireClient } from '../../helpers/clients.js';
 import {
-  makeWorld,
   readSummary,
-  startLocalService,
+  worldWithService,
   trustrunRun,
   withStore,
   type LocalService,
@@ -20,20 +19,14 @@ const API = 'api.example.test';
 let w: World;
 let service: LocalService;
 let port: number;
+let close = async (): Promise<void> => undefined;
 
 beforeAll(async () => {
-  if (!existsSync(resolve('dist/cli/main.js'))) {
-    throw new Error('dist/ is missing: run `npm run build` first');
-  }
-  w = await makeWorld([API]);
-  service = await startLocalService();
+  ({ w, service, close } = await worldWithService([API]));
   port = service.port;
 });
 
-afterAll(async () => {
-  await service?.close();
-  await w?.close();
-});
+afterAll(() => close());
 
 function policyFile(name: string, action: string): string {
   const file = join(w.dir, `${name}.yaml`);
