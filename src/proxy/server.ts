@@ -218,7 +218,7 @@ export class InterceptingProxy {
   }
 
   /**
-   * Accepts the connections of a socket that listens elsewhere as its own, under the same cap
+   * Accepts the connections of a socket that listens elsewhere as its own, under a cap of the same size
    * (`run --isolate`: the command's network namespace has only that socket, opened there and
    * handed over). Closed with the proxy.
    */
